@@ -1,0 +1,1 @@
+"""The `mailbridge` command line: one module per command."""
