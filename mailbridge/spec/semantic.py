@@ -6,7 +6,13 @@ from collections import defaultdict
 from collections.abc import Iterator
 
 from mailbridge.errors import FieldPath, Problem
-from mailbridge.spec.models import DkimAlgorithm, DomainSpec, TLSMode, Via
+from mailbridge.spec.models import (
+    DkimAlgorithm,
+    DomainSpec,
+    IMAPTarget,
+    TLSMode,
+    Via,
+)
 
 MIN_RSA_BITS = 2048
 
@@ -156,8 +162,11 @@ def _target(via: Via, base: FieldPath, job: object) -> Iterator[Problem]:
             expected=f"a {section}: block with the target's settings",
             fix=f"add `{section}:` (see docs/spec.md)",
         )
-    lacks_login = target is not None and target.password is target.oauth2 is None
-    if via == Via.IMAP and lacks_login:
+    if (
+        isinstance(target, IMAPTarget)
+        and target.password is None
+        and target.oauth2 is None
+    ):
         yield Problem(
             "the IMAP target has no credentials",
             path=(*base, "imap"),
