@@ -1,0 +1,1 @@
+"""The POP3 fetch and relay sidecar: poll, dedupe, deliver, confirm, delete."""

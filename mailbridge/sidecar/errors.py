@@ -1,0 +1,50 @@
+"""Failure kinds of the sidecar: a retry decision is a type check."""
+
+from __future__ import annotations
+
+
+class SidecarError(Exception):
+    """Base of every failure the sidecar handles; `kind` labels metrics."""
+
+    kind = "error"
+
+
+class TemporaryError(SidecarError):
+    """Worth retrying later: network trouble, SMTP 4xx, a rate limit."""
+
+    kind = "temporary"
+
+    def __init__(self, message: str, *, retry_after: float | None = None) -> None:
+        super().__init__(message)
+        self.retry_after = retry_after
+
+
+class NetworkError(TemporaryError):
+    """The connection failed or broke; nothing was confirmed."""
+
+    kind = "network"
+
+
+class AuthError(TemporaryError):
+    """A login was refused; retried with backoff since passwords get fixed."""
+
+    kind = "auth"
+
+
+class ProtocolError(TemporaryError):
+    """The server said something the protocol does not allow here."""
+
+    kind = "protocol"
+
+
+class PermanentError(SidecarError):
+    """The target refused this message for good (SMTP 5xx, a rejected import)."""
+
+    kind = "permanent"
+
+
+class TLSVerifyError(SidecarError):
+    """The server's certificate failed verification or its pin; never retried
+    silently: the account stays in error until the config or server changes."""
+
+    kind = "tls"
