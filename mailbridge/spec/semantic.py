@@ -58,17 +58,17 @@ def _duplicates(spec: DomainSpec) -> Iterator[Problem]:
     if spec.dkim:
         groups.append(("dkim.selectors", [s.name for s in spec.dkim.selectors]))
     for section, values in groups:
-        first: dict[str, int] = {}
+        seen: set[str] = set()
         for i, value in enumerate(values):
-            if value not in first:
-                first[value] = i
+            if value not in seen:
+                seen.add(value)
                 continue
             key = "name" if section in ("fetch", "dkim.selectors") else "address"
             parts: FieldPath = (*section.split("."), i, key)
             yield Problem(
                 f"{value} is defined twice in {section}",
                 path=parts,
-                found=f"{section}[{first[value]}] and {section}[{i}]",
+                found=f"a second entry for {value}",
                 expected="each entry once",
                 fix="merge the two entries into one",
             )

@@ -49,6 +49,10 @@ def normalize_hostname(value: str, *, underscore: bool = False) -> str:
             expected=expected,
             fix="write the whole name, including its domain",
         )
+    if "" in labels:
+        raise FieldValueError(
+            f"{value!r} has an empty label (two dots in a row)", expected=expected
+        )
     for label in labels:
         if not (_DNS_LABEL if underscore else _LABEL).match(label):
             raise FieldValueError(

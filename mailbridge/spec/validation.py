@@ -130,6 +130,7 @@ def problem_from_error(
 def _expected_for(kind: str, ctx: dict[str, Any]) -> str | None:
     table = {
         "int_parsing": "a whole number",
+        "int_from_float": "a whole number",
         "int_type": "a whole number",
         "bool_parsing": "true or false",
         "bool_type": "true or false",
@@ -165,16 +166,109 @@ def validate_document(
         value = model.model_validate(doc.data)
     except ValidationError as err:
         problems = [problem_from_error(e, doc, model) for e in err.errors()]
-        raise InputError(_unique(problems)) from err
+        if semantic is not None:
+            problems.extend(_salvage(doc, model, semantic, err))
+        raise InputError(sorted(_unique(problems), key=_position)) from err
     if semantic is not None:
-        found = [
-            p if p.location else p.with_location(doc.locate(p.path))
-            for p in semantic(value)
-        ]
-        errors = [p for p in found if p.severity == "error"]
+        errors = _located_errors(semantic(value), doc)
         if errors:
-            raise InputError(errors)
+            raise InputError(sorted(errors, key=_position))
     return value
+
+
+def _position(problem: Problem) -> tuple[int, int]:
+    where = problem.location
+    return (where.line or 0, where.column or 0) if where else (0, 0)
+
+
+def _located_errors(problems: Sequence[Problem], doc: YamlDocument) -> list[Problem]:
+    return [
+        p if p.location else p.with_location(doc.locate(p.path))
+        for p in problems
+        if p.severity == "error"
+    ]
+
+
+def _salvage(
+    doc: YamlDocument,
+    model: type[BaseModel],
+    semantic: SemanticCheck,
+    err: ValidationError,
+) -> list[Problem]:
+    """Cross-field problems of what is left once the invalid entries are gone.
+
+    Field errors stop validation, yet a user wants every problem at once: drop
+    each list entry (or optional key) holding a field error, validate the rest,
+    run the semantic rules on it and map list indexes back to the file's.
+    """
+    drops: set[FieldPath] = set()
+    for error in err.errors():
+        path = _clean_loc(error["loc"])
+        cut = next((i for i, part in enumerate(path) if isinstance(part, int)), None)
+        drops.add(path[: cut + 1] if cut is not None else path[:1])
+    data, index_map = _without(doc.data, drops, ())
+    try:
+        partial = model.model_validate(data)
+    except ValidationError:
+        return []
+    found = []
+    for problem in semantic(partial):
+        if problem.severity != "error":
+            continue
+        path = _remap(problem.path, index_map)
+        found.append(
+            Problem(
+                problem.message,
+                path=path,
+                location=doc.locate(path),
+                expected=problem.expected,
+                found=problem.found,
+                fix=problem.fix,
+                rule=problem.rule,
+            )
+        )
+    return found
+
+
+IndexMap = dict[FieldPath, list[int]]
+
+
+def _without(
+    value: Any, drops: set[FieldPath], path: FieldPath
+) -> tuple[Any, IndexMap]:
+    """A copy of `value` without the paths in `drops`, and the kept indexes."""
+    index_map: IndexMap = {}
+    if isinstance(value, dict):
+        result: dict[Any, Any] = {}
+        for key, item in value.items():
+            child = (*path, key)
+            if child in drops:
+                continue
+            result[key], sub = _without(item, drops, child)
+            index_map.update(sub)
+        return result, index_map
+    if isinstance(value, list):
+        kept = [i for i in range(len(value)) if (*path, i) not in drops]
+        index_map[path] = kept
+        items = []
+        for i in kept:
+            item, sub = _without(value[i], drops, (*path, i))
+            items.append(item)
+            index_map.update(sub)
+        return items, index_map
+    return value, index_map
+
+
+def _remap(path: FieldPath, index_map: IndexMap) -> FieldPath:
+    """Turn indexes of the pruned copy back into indexes of the file."""
+    original: list[str | int] = []
+    for part in path:
+        kept = index_map.get(tuple(original))
+        if isinstance(part, int) and kept is not None and part < len(kept):
+            original.append(kept[part])
+        else:
+            original.append(part)
+    return tuple(original)
 
 
 def _unique(problems: list[Problem]) -> list[Problem]:

@@ -1,0 +1,120 @@
+"""One bad spec per error class, each with the exact report a user sees.
+
+Refresh the expected reports after an intended wording change with:
+    MAILBRIDGE_UPDATE_GOLDEN=1 .venv/bin/pytest tests/spec/test_bad_specs.py
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from mailbridge.cli.main import main
+from mailbridge.errors import InputError
+from mailbridge.spec import load_spec
+
+BAD = Path(__file__).parent / "bad"
+ROOT = Path(__file__).resolve().parents[2]
+CASES = sorted(p.stem for p in BAD.glob("*.yaml"))
+
+
+def run_validate(*args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "mailbridge", "validate", *args],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+
+
+@pytest.mark.parametrize("case", CASES)
+def test_bad_spec_report(
+    case: str, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.chdir(ROOT)
+    with pytest.raises(SystemExit) as exited:
+        main(["validate", f"tests/spec/bad/{case}.yaml"])
+    out, err = capsys.readouterr()
+    assert exited.value.code == 2
+    assert out == ""
+    expected = BAD / f"{case}.expected"
+    if os.environ.get("MAILBRIDGE_UPDATE_GOLDEN"):
+        expected.write_text(err)
+    assert err == expected.read_text()
+
+
+def test_bad_spec_from_a_real_process_has_no_traceback() -> None:
+    done = run_validate("tests/spec/bad/inline-password.yaml", "stacks")
+    assert done.returncode == 2
+    assert done.stdout == ""
+    assert "Traceback" not in done.stderr
+    assert "mailboxes[0].password" in done.stderr
+
+
+def test_every_error_class_has_a_case() -> None:
+    assert {
+        "unknown-key",
+        "malformed-domain",
+        "malformed-address",
+        "foreign-address",
+        "duplicate-address",
+        "unknown-mx-host",
+        "weak-dkim",
+        "fetch-without-tls",
+        "inline-password",
+        "yaml-syntax",
+        "duplicate-key",
+        "missing-key",
+        "wrong-type",
+        "bad-choice",
+    } <= set(CASES)
+
+
+def test_all_problems_of_a_file_at_once(tmp_path: Path) -> None:
+    spec = tmp_path / "many.yaml"
+    spec.write_text(
+        "version: 1\n"
+        "domain: example.com\n"
+        "mail_host: {hostname: mx1.example.com}\n"
+        "mx: [{host: mx2.other.net}]\n"
+        "mailboxes:\n"
+        "  - {address: alice@example.com, password: hunter2}\n"
+        "  - {address: bob@example.com, password: 'secret:x'}\n"
+        "  - {address: bob@example.com, password: 'secret:y'}\n"
+        "dkim: {selectors: [{name: s1, bits: 1024}]}\n"
+    )
+    with pytest.raises(InputError) as caught:
+        load_spec(spec)
+    where = [(str(p.location), p.path) for p in caught.value.problems]
+    assert where == [
+        (f"{spec}:4:13", ("mx", 0, "host")),
+        (f"{spec}:6:44", ("mailboxes", 0, "password")),
+        (f"{spec}:8:15", ("mailboxes", 2, "address")),
+        (f"{spec}:9:37", ("dkim", "selectors", 0, "bits")),
+    ]
+
+
+def test_insecure_fetch_is_allowed_when_spelled_out(tmp_path: Path) -> None:
+    text = (BAD / "fetch-without-tls.yaml").read_text()
+    spec = tmp_path / "ok.yaml"
+    spec.write_text(text.replace("tls: none,", "tls: none, insecure: true,"))
+    loaded = load_spec(spec)
+    assert loaded.spec.fetch[0].pop3.insecure
+
+
+def test_keep_a_copy_is_not_a_duplicate(tmp_path: Path) -> None:
+    spec = tmp_path / "copy.yaml"
+    spec.write_text(
+        "version: 1\n"
+        "domain: example.com\n"
+        "mail_host: {hostname: mx1.example.com}\n"
+        "mailboxes: [{address: alice@example.com, password: 'secret:a'}]\n"
+        "forwarders:\n"
+        "  - {address: alice@example.com, to: [alice@example.com, a@gmail.com]}\n"
+    )
+    assert load_spec(spec).spec.forwarders[0].to[0] == "alice@example.com"
