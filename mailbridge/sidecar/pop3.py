@@ -1,0 +1,259 @@
+"""A small POP3 client (RFC 1939, 2449, 2595, 5034) that streams RETR.
+
+The standard library's poplib holds a whole message as a list of lines;
+this client writes each line to a SpooledMessage as it arrives.
+"""
+
+from __future__ import annotations
+
+import base64
+import logging
+import socket
+import ssl
+from collections.abc import Callable
+from typing import IO
+
+from mailbridge.spec.models import TLSMode
+
+from .errors import AuthError, NetworkError, ProtocolError, TLSVerifyError
+from .message import CHUNK, SpooledMessage
+from .tls import wrap
+
+log = logging.getLogger(__name__)
+
+# RFC 2449 section 4: a response line is at most 512 octets; allow slack.
+MAX_RESPONSE = 8192
+
+
+class POP3Client:
+    """One POP3 session. Use as a context manager; `quit` commits deletions.
+
+    Every network failure surfaces as NetworkError, a refused login as
+    AuthError, a certificate problem as TLSVerifyError.
+    """
+
+    def __init__(
+        self,
+        host: str,
+        port: int,
+        *,
+        tls: TLSMode,
+        ca_file: str | None = None,
+        fingerprint: str | None = None,
+        timeout: float = 60.0,
+    ) -> None:
+        self.host = host
+        self.port = port
+        self._tls = tls
+        self._ca_file = ca_file
+        self._fingerprint = fingerprint
+        self._timeout = timeout
+        self._sock: socket.socket | None = None
+        self._reader: IO[bytes] | None = None
+
+    def __enter__(self) -> POP3Client:
+        self.connect()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def connect(self) -> None:
+        try:
+            sock = socket.create_connection((self.host, self.port), self._timeout)
+        except OSError as err:
+            raise NetworkError(
+                f"pop3 connect host={self.host} port={self.port} failed: {err}"
+            ) from err
+        if self._tls == TLSMode.IMPLICIT:
+            sock = self._wrap(sock)
+        self._attach(sock)
+        self._expect_ok(self._readline(), "greeting")
+        if self._tls == TLSMode.STARTTLS:
+            self._starttls()
+
+    def _wrap(self, sock: socket.socket) -> ssl.SSLSocket:
+        return wrap(
+            sock, self.host, ca_file=self._ca_file, fingerprint=self._fingerprint
+        )
+
+    def _attach(self, sock: socket.socket) -> None:
+        self._sock = sock
+        self._reader = sock.makefile("rb", buffering=CHUNK)
+
+    def _starttls(self) -> None:
+        capabilities = self.capa()
+        if "STLS" not in capabilities:
+            self.close()
+            raise TLSVerifyError(
+                f"pop3 host={self.host} does not offer STLS; refusing plaintext"
+            )
+        self.command("STLS")
+        assert self._sock is not None
+        # Anything buffered before the handshake would be an injection (RFC 2595).
+        raw = self._sock
+        self._sock = None
+        self._attach(self._wrap(raw))
+
+    def capa(self) -> set[str]:
+        try:
+            self.command("CAPA")
+        except ProtocolError:
+            return set()
+        return {line.split(b" ")[0].decode("ascii", "replace").upper()
+                for line in self._multiline()}
+
+    # -- authentication ---------------------------------------------------
+
+    def login_user(self, username: str, password: str) -> None:
+        self.command(f"USER {username}", auth=True)
+        self.command(f"PASS {password}", auth=True, secret=True)
+
+    def login_plain(self, username: str, password: str) -> None:
+        token = f"\0{username}\0{password}".encode()
+        self._sasl("PLAIN", base64.b64encode(token).decode("ascii"))
+
+    def login_xoauth2(self, username: str, access_token: str) -> None:
+        token = f"user={username}\x01auth=Bearer {access_token}\x01\x01".encode()
+        self._sasl("XOAUTH2", base64.b64encode(token).decode("ascii"))
+
+    def _sasl(self, mechanism: str, initial: str) -> None:
+        self._send(f"AUTH {mechanism} {initial}")
+        line = self._readline()
+        if line == b"+" or line.startswith(b"+ "):
+            # A challenge here carries the server's error details (XOAUTH2);
+            # an empty reply ends the exchange with -ERR.
+            self._send("")
+            line = self._readline()
+        if not line.startswith(b"+OK"):
+            raise AuthError(
+                f"pop3 host={self.host} AUTH {mechanism} refused: {_text(line)}"
+            )
+
+    # -- transaction ------------------------------------------------------
+
+    def uidl(self) -> dict[str, int]:
+        """UIDL -> message number for every message in the maildrop."""
+        self.command("UIDL")
+        result: dict[str, int] = {}
+        for line in self._multiline():
+            number, _, uid = line.decode("ascii", "replace").partition(" ")
+            result[uid.strip()] = int(number)
+        return result
+
+    def list_sizes(self) -> dict[int, int]:
+        self.command("LIST")
+        sizes: dict[int, int] = {}
+        for line in self._multiline():
+            number, _, size = line.decode("ascii", "replace").partition(" ")
+            sizes[int(number)] = int(size.split()[0])
+        return sizes
+
+    def retr(
+        self,
+        number: int,
+        spool_dir: str | None = None,
+        on_bytes: Callable[[int], None] | None = None,
+    ) -> SpooledMessage:
+        """Stream message `number` into a SpooledMessage, dot-unstuffed."""
+        self.command(f"RETR {number}")
+        message = SpooledMessage(spool_dir)
+        try:
+            self._stream_into(message, on_bytes)
+        except BaseException:
+            message.close()
+            raise
+        return message
+
+    def _stream_into(
+        self, message: SpooledMessage, on_bytes: Callable[[int], None] | None
+    ) -> None:
+        reader = self._require_reader()
+        line_start = True
+        while True:
+            try:
+                line = reader.readline(CHUNK)
+            except OSError as err:
+                raise NetworkError(f"pop3 host={self.host} RETR broke: {err}") from err
+            if not line:
+                raise NetworkError(f"pop3 host={self.host} closed during RETR")
+            if line_start and line.startswith(b"."):
+                if line in (b".\r\n", b".\n"):
+                    return
+                # RFC 1939 section 3: a leading dot was doubled; drop one.
+                line = line[1:]
+            message.write_line(line)
+            if on_bytes is not None:
+                on_bytes(len(line))
+            line_start = line.endswith(b"\n")
+
+    def dele(self, number: int) -> None:
+        self.command(f"DELE {number}")
+
+    def noop(self) -> None:
+        self.command("NOOP")
+
+    def quit(self) -> None:
+        """End the session; the server commits DELEs only now (RFC 1939 6)."""
+        self.command("QUIT")
+        self.close()
+
+    def close(self) -> None:
+        if self._reader is not None:
+            self._reader.close()
+            self._reader = None
+        if self._sock is not None:
+            self._sock.close()
+            self._sock = None
+
+    # -- wire ---------------------------------------------------------------
+
+    def command(self, line: str, *, auth: bool = False, secret: bool = False) -> bytes:
+        """Send one command, return its +OK line; -ERR raises."""
+        self._send(line)
+        reply = self._readline()
+        if reply.startswith(b"+OK"):
+            return reply
+        verb = line.split(" ", 1)[0]
+        shown = verb if secret else line
+        error = AuthError if auth else ProtocolError
+        raise error(f"pop3 host={self.host} {shown} failed: {_text(reply)}")
+
+    def _send(self, line: str) -> None:
+        if self._sock is None:
+            raise NetworkError(f"pop3 host={self.host} is not connected")
+        try:
+            self._sock.sendall(line.encode("utf-8") + b"\r\n")
+        except OSError as err:
+            raise NetworkError(f"pop3 host={self.host} send failed: {err}") from err
+
+    def _readline(self) -> bytes:
+        reader = self._require_reader()
+        try:
+            line = reader.readline(MAX_RESPONSE)
+        except OSError as err:
+            raise NetworkError(f"pop3 host={self.host} read failed: {err}") from err
+        if not line:
+            raise NetworkError(f"pop3 host={self.host} closed the connection")
+        return line.rstrip(b"\r\n")
+
+    def _multiline(self) -> list[bytes]:
+        lines: list[bytes] = []
+        while True:
+            line = self._readline()
+            if line == b".":
+                return lines
+            lines.append(line[1:] if line.startswith(b"..") else line)
+
+    def _expect_ok(self, line: bytes, what: str) -> None:
+        if not line.startswith(b"+OK"):
+            raise ProtocolError(f"pop3 host={self.host} bad {what}: {_text(line)}")
+
+    def _require_reader(self) -> IO[bytes]:
+        if self._reader is None:
+            raise NetworkError(f"pop3 host={self.host} is not connected")
+        return self._reader
+
+
+def _text(line: bytes) -> str:
+    return line.decode("utf-8", "replace").strip()[:200]
