@@ -10,83 +10,101 @@ import yaml
 
 from mailbridge.errors import FieldPath, InputError, Location, Problem
 
+# libyaml composes about twenty times faster than the pure-Python parser.
+_Loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+_STR_TAG = "tag:yaml.org,2002:str"
+
+
+class _ScalarLoader(yaml.SafeLoader):
+    """SafeLoader used only to turn non-string scalar nodes into values."""
+
+
+_LOADER = _ScalarLoader("")
+
+
+def _scalar(node: yaml.Node) -> Any:
+    """The value of a scalar node (ints, bools, null...), strings as they are."""
+    if node.tag == _STR_TAG:
+        return node.value
+    constructor = _ScalarLoader.yaml_constructors.get(node.tag)
+    if constructor is None or not isinstance(node, yaml.ScalarNode):
+        return node.value
+    return constructor(_LOADER, node)
+
 
 @dataclass
 class YamlDocument:
-    """Plain data parsed from YAML, with the position of each node."""
+    """Plain data parsed from YAML, and the node tree that knows positions.
+
+    Positions are looked up only when a problem needs one, so loading many
+    large specs stays fast.
+    """
 
     file: str
     data: Any
-    positions: dict[FieldPath, tuple[int, int]]
-    key_positions: dict[FieldPath, tuple[int, int]]
+    root: yaml.Node | None
 
     def locate(self, path: FieldPath, *, key: bool = False) -> Location:
         """The position of `path`, or of its nearest ancestor that exists.
 
         With `key=True` an unknown mapping key is found at the key itself.
         """
-        table = self.key_positions if key else self.positions
-        if key and path in table:
-            line, column = table[path]
-            return Location(self.file, line, column)
-        probe = tuple(path)
-        while probe:
-            if probe in self.positions:
-                line, column = self.positions[probe]
-                return Location(self.file, line, column)
-            probe = probe[:-1]
-        line, column = self.positions.get((), (1, 1))
-        return Location(self.file, line, column)
+        node = self.root
+        if node is None:
+            return Location(self.file, 1, 1)
+        mark = node.start_mark
+        for depth, part in enumerate(path):
+            last = depth == len(path) - 1
+            child: yaml.Node | None = None
+            if isinstance(node, yaml.MappingNode):
+                for key_node, value_node in node.value:
+                    if _scalar(key_node) == part:
+                        child = key_node if (last and key) else value_node
+                        break
+            elif isinstance(node, yaml.SequenceNode) and isinstance(part, int):
+                child = node.value[part] if 0 <= part < len(node.value) else None
+            if child is None:
+                break
+            node = child
+            mark = node.start_mark
+        return Location(self.file, mark.line + 1, mark.column + 1)
 
 
 def _construct(
-    node: yaml.Node,
-    path: FieldPath,
-    doc: YamlDocument,
-    problems: list[Problem],
+    node: yaml.Node, path: FieldPath, file: str, problems: list[Problem]
 ) -> Any:
-    doc.positions[path] = (node.start_mark.line + 1, node.start_mark.column + 1)
     if isinstance(node, yaml.MappingNode):
         result: dict[Any, Any] = {}
         for key_node, value_node in node.value:
-            key = yaml.SafeLoader.construct_object(_LOADER, key_node)
+            key = _scalar(key_node)
             if not isinstance(key, str | int):
                 key = str(key)
-            child = (*path, key)
-            here = (key_node.start_mark.line + 1, key_node.start_mark.column + 1)
             if key in result:
+                mark = key_node.start_mark
                 problems.append(
                     Problem(
                         f"key {key!r} appears twice in the same mapping",
-                        path=child,
-                        location=Location(doc.file, *here),
+                        path=(*path, key),
+                        location=Location(file, mark.line + 1, mark.column + 1),
                         fix="keep one of the two entries",
                     )
                 )
                 continue
-            doc.key_positions[child] = here
-            result[key] = _construct(value_node, child, doc, problems)
+            result[key] = _construct(value_node, (*path, key), file, problems)
         return result
     if isinstance(node, yaml.SequenceNode):
         return [
-            _construct(item, (*path, index), doc, problems)
+            _construct(item, (*path, index), file, problems)
             for index, item in enumerate(node.value)
         ]
-    return yaml.SafeLoader.construct_object(_LOADER, node)
-
-
-class _ScalarLoader(yaml.SafeLoader):
-    """SafeLoader used only to turn scalar nodes into Python values."""
-
-
-_LOADER = _ScalarLoader("")
+    return _scalar(node)
 
 
 def parse_yaml(text: str, file: str) -> YamlDocument:
     """Parse one YAML document; raise InputError with the position on failure."""
-    doc = YamlDocument(file=file, data=None, positions={}, key_positions={})
+    doc = YamlDocument(file=file, data=None, root=None)
     try:
-        node = yaml.compose(text, Loader=yaml.SafeLoader)
+        node = yaml.compose(text, Loader=_Loader)
     except yaml.MarkedYAMLError as err:
         mark = err.problem_mark
         location = Location(file, mark.line + 1, mark.column + 1) if mark else None
@@ -106,10 +124,10 @@ def parse_yaml(text: str, file: str) -> YamlDocument:
         ) from err
     if node is None:
         doc.data = {}
-        doc.positions[()] = (1, 1)
         return doc
+    doc.root = node
     problems: list[Problem] = []
-    doc.data = _construct(node, (), doc, problems)
+    doc.data = _construct(node, (), file, problems)
     if problems:
         raise InputError(problems)
     return doc
