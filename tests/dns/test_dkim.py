@@ -27,7 +27,7 @@ from mailbridge.dns.record import Record
 from mailbridge.dns.records import build_records, dkim_name
 from mailbridge.errors import InputError
 from mailbridge.spec.models import DkimAlgorithm, DomainSpec
-from tests.dns.specs import make_spec
+from tests.dns.helpers import make_spec
 
 MESSAGE = (
     b"From: Alice <alice@example.org>\r\n"

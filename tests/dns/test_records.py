@@ -10,7 +10,7 @@ from mailbridge.dns.policy import dmarc_text, mta_sts_id, mta_sts_policy
 from mailbridge.dns.record import Level, Record, RecordType
 from mailbridge.dns.records import build_records
 from mailbridge.spec.models import DMARC
-from tests.dns.specs import make_spec
+from tests.dns.helpers import make_spec
 
 
 def _find(records: list[Record], name: str, rtype: RecordType) -> Record:

@@ -10,7 +10,7 @@ from mailbridge.dns.records import build_records
 from mailbridge.dns.spf import spf_terms, spf_text
 from mailbridge.errors import InputError
 from mailbridge.spec.models import SPF
-from tests.dns.specs import make_spec
+from tests.dns.helpers import make_spec
 
 
 def test_mail_host_addresses_come_first_and_all_last() -> None:

@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import os
-import shutil
-import subprocess
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -22,12 +20,11 @@ from mailbridge.dns.zone import ZoneOptions, relative_name, zone_json, zone_text
 from mailbridge.errors import InputError
 from mailbridge.spec import load_spec
 from mailbridge.spec.models import DomainSpec
-from tests.dns.specs import make_spec
+from tests.dns.helpers import kzonecheck, make_spec
 from tests.servers.knot import KnotServer, start_knot
 
 GOLDEN = Path(__file__).parent / "golden"
 SERIAL = 2026120301
-KZONECHECK = shutil.which("kzonecheck") or "/usr/bin/kzonecheck"
 
 
 @dataclass(frozen=True)
@@ -54,19 +51,6 @@ def example_zones(
         text = zone_text(spec, records, options=ZoneOptions(serial=SERIAL))
         zones[name] = BuiltZone(spec, keys_dir, records, text)
     return zones
-
-
-def kzonecheck(
-    origin: str, text: str, folder: Path
-) -> subprocess.CompletedProcess[str]:
-    path = folder / f"{origin}.zone"
-    path.write_text(text)
-    return subprocess.run(
-        [KZONECHECK, "-o", origin, str(path)],
-        capture_output=True,
-        text=True,
-        check=False,
-    )
 
 
 def test_golden_example_com_zone(stacks_dir: Path) -> None:
