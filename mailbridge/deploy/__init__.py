@@ -1,0 +1,1 @@
+"""Deploy-time helpers behind the Pulumi components, importable without Pulumi."""

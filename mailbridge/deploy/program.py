@@ -1,0 +1,138 @@
+"""What the Pulumi program computes from a spec, kept free of Pulumi itself.
+
+The components call these functions inside `Output.apply` or at program
+time; tests call them directly.
+"""
+
+from __future__ import annotations
+
+import posixpath
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from mailbridge.deploy.hostfiles import HostFile
+from mailbridge.dns.record import Record
+from mailbridge.dns.records import build_records, dkim_name
+from mailbridge.render import HostOptions, RenderedFile, render_host
+from mailbridge.secrets import SecretStore
+from mailbridge.spec.models import DomainSpec, SelectorState
+from mailbridge.spec.types import SECRET_PREFIX, secret_name
+
+# Rendered with two different stand-ins for every secret: a file whose bytes
+# differ between the two renders depends on a secret.
+_STAND_INS = ("stand-in-a-", "stand-in-b-")
+DKIM_KEY_MODE = 0o640
+DKIM_KEY_GROUP = "opendkim"
+
+
+def secret_refs(spec: DomainSpec) -> list[str]:
+    """Every `secret:NAME` the spec holds, sorted, each once."""
+    found: set[str] = set()
+
+    def walk(value: Any) -> None:
+        if isinstance(value, str) and value.startswith(SECRET_PREFIX):
+            found.add(value)
+        elif isinstance(value, Mapping):
+            for item in value.values():
+                walk(item)
+        elif isinstance(value, list | tuple):
+            for item in value:
+                walk(item)
+
+    walk(spec.model_dump(mode="json", by_alias=True))
+    return sorted(found)
+
+
+def _stand_in_store(refs: Iterable[str], prefix: str) -> SecretStore:
+    values = {secret_name(r): prefix + secret_name(r) for r in refs}
+    return SecretStore(values=values, environ={})
+
+
+@dataclass(frozen=True)
+class HostSplit:
+    """Files that hold no secret (final bytes), and paths of those that do."""
+
+    plain: dict[str, RenderedFile]
+    secret_paths: frozenset[str]
+
+
+def split_host_files(
+    specs: list[DomainSpec], options: HostOptions | None = None
+) -> HostSplit:
+    """Render with stand-in secrets to learn which files depend on secrets.
+
+    Rendering is deterministic, so a file equal in both stand-in renders
+    does not depend on any secret and its bytes are final.
+    """
+    refs = sorted({r for spec in specs for r in secret_refs(spec)})
+    first, second = (
+        render_host(specs, _stand_in_store(refs, prefix), options)
+        for prefix in _STAND_INS
+    )
+    secret = frozenset(p for p in first if first[p] != second.get(p))
+    plain = {p: f for p, f in first.items() if p not in secret}
+    return HostSplit(plain=plain, secret_paths=secret)
+
+
+def render_secret_files(
+    specs: list[DomainSpec],
+    values: Mapping[str, str],
+    secret_paths: Iterable[str],
+    options: HostOptions | None = None,
+) -> dict[str, RenderedFile]:
+    """The files that hold secrets, rendered with the real values."""
+    files = render_host(specs, SecretStore(values=dict(values)), options)
+    return {p: files[p] for p in sorted(secret_paths)}
+
+
+def host_file(item: RenderedFile) -> HostFile:
+    return HostFile(item.content, item.mode, item.group)
+
+
+def files_to_inputs(files: Mapping[str, RenderedFile]) -> dict[str, Any]:
+    """Rendered files as the plain dicts the HostFiles resource takes."""
+    return {path: host_file(item).to_dict() for path, item in sorted(files.items())}
+
+
+def dkim_key_path(domain: str, selector: str, options: HostOptions) -> str:
+    """Where OpenDKIM's KeyTable expects the selector's private key."""
+    path = posixpath.join(options.keys_dir, domain, f"{selector}.key")
+    return path.lstrip("/")
+
+
+def dkim_key_file(private_pem: str) -> dict[str, Any]:
+    return HostFile(
+        private_pem.encode("ascii"), DKIM_KEY_MODE, DKIM_KEY_GROUP
+    ).to_dict()
+
+
+def signing_selectors(spec: DomainSpec) -> list[str]:
+    """Selectors that sign: only `active` ones (published ones wait)."""
+    if spec.dkim is None:
+        return []
+    return [s.name for s in spec.dkim.selectors if s.state == SelectorState.ACTIVE]
+
+
+def record_key(record: Record) -> str:
+    """A stable name for a record set: `TYPE name`."""
+    return f"{record.type} {record.name}"
+
+
+def planned_records(spec: DomainSpec) -> list[Record]:
+    """The record sets the spec needs, DKIM keys still placeholders.
+
+    Names and types are final; only DKIM values wait for the keys.
+    """
+    return build_records(spec)
+
+
+def live_records(
+    spec: DomainSpec,
+    dkim_public: Mapping[str, str],
+    retired: Iterable[str] = (),
+) -> list[Record]:
+    """The records to publish now: real DKIM keys, retired selectors left out."""
+    gone = {dkim_name(sel, spec.domain) for sel in retired}
+    records = build_records(spec, dict(dkim_public))
+    return [r for r in records if not (r.name in gone and str(r.type) == "TXT")]
