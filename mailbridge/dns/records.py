@@ -179,6 +179,8 @@ def _mta_sts(spec: DomainSpec, ttl: int) -> Iterator[Record]:
         Level.RECOMMENDED,
     )
     name = f"mta-sts.{spec.domain}"
+    if name == spec.mail_host.hostname:
+        return  # the mail host's own address records already serve it
     reason = (
         f"web host serving the MTA-STS policy at https://{name}"
         "/.well-known/mta-sts.txt (the mail host)"
@@ -214,6 +216,8 @@ def _client_setup(spec: DomainSpec, ttl: int) -> Iterator[Record]:
         return
     target = absolute(spec.mail_host.hostname)
     for label, client in (("autoconfig", "Thunderbird"), ("autodiscover", "Outlook")):
+        if f"{label}.{spec.domain}" == spec.mail_host.hostname:
+            continue  # a CNAME cannot sit beside the host's address records
         yield Record(
             f"{label}.{spec.domain}",
             RecordType.CNAME,

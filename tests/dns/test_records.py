@@ -216,3 +216,18 @@ def test_every_value_parses_as_its_type() -> None:
         for value in record.values:
             dns.rdata.from_text(dns.rdataclass.IN, str(record.type), value)
         assert record.reason and "\n" not in record.reason
+
+
+def test_service_names_equal_to_the_mail_host_get_no_alias() -> None:
+    for hostname in ("mta-sts.example.org", "autoconfig.example.org"):
+        spec = make_spec(
+            mail_host={"hostname": hostname, "ipv4": ["192.0.2.1"]},
+            autoconfig=True,
+            mta_sts={},
+        )
+        records = build_records(spec)
+        assert len(_names(records)) == len(records)
+        assert not any(
+            r.name == hostname and r.type == RecordType.CNAME for r in records
+        )
+        assert _find(records, hostname, RecordType.A).values == ("192.0.2.1",)
