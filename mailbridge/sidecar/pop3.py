@@ -11,7 +11,7 @@ import logging
 import socket
 import ssl
 from collections.abc import Callable
-from typing import IO
+from typing import IO, cast
 
 from mailbridge.spec.models import TLSMode
 
@@ -52,7 +52,8 @@ class POP3Client:
         self._reader: IO[bytes] | None = None
 
     def __enter__(self) -> POP3Client:
-        self.connect()
+        if self._sock is None:
+            self.connect()
         return self
 
     def __exit__(self, *exc: object) -> None:
@@ -79,7 +80,7 @@ class POP3Client:
 
     def _attach(self, sock: socket.socket) -> None:
         self._sock = sock
-        self._reader = sock.makefile("rb", buffering=CHUNK)
+        self._reader = cast(IO[bytes], sock.makefile("rb", buffering=CHUNK))
 
     def _starttls(self) -> None:
         capabilities = self.capa()
@@ -100,8 +101,10 @@ class POP3Client:
             self.command("CAPA")
         except ProtocolError:
             return set()
-        return {line.split(b" ")[0].decode("ascii", "replace").upper()
-                for line in self._multiline()}
+        return {
+            line.split(b" ")[0].decode("ascii", "replace").upper()
+            for line in self._multiline()
+        }
 
     # -- authentication ---------------------------------------------------
 

@@ -55,9 +55,9 @@ class TestCertificates:
     fingerprint: str  # SHA-256 of the server certificate's DER form
 
 
-def make_certificates(folder: Path, names: tuple[str, ...] = ("localhost",)) -> (
-    TestCertificates
-):
+def make_certificates(
+    folder: Path, names: tuple[str, ...] = ("localhost",)
+) -> TestCertificates:
     """Write a CA and a server certificate for `names` and 127.0.0.1."""
     import ipaddress
 
@@ -80,10 +80,15 @@ def make_certificates(folder: Path, names: tuple[str, ...] = ("localhost",)) -> 
         .add_extension(x509.BasicConstraints(ca=True, path_length=None), True)
         .add_extension(
             x509.KeyUsage(
-                digital_signature=True, content_commitment=False,
-                key_encipherment=False, data_encipherment=False,
-                key_agreement=False, key_cert_sign=True, crl_sign=True,
-                encipher_only=False, decipher_only=False,
+                digital_signature=True,
+                content_commitment=False,
+                key_encipherment=False,
+                data_encipherment=False,
+                key_agreement=False,
+                key_cert_sign=True,
+                crl_sign=True,
+                encipher_only=False,
+                decipher_only=False,
             ),
             True,
         )
@@ -143,6 +148,7 @@ class DovecotServer:
     users: dict[str, str] = field(default_factory=dict)
     process: subprocess.Popen[bytes] | None = None
     _counter: int = 0
+    _stamp: int = 0
 
     @property
     def config_path(self) -> Path:
@@ -172,6 +178,10 @@ class DovecotServer:
         tmp = passwd.with_suffix(".tmp")
         tmp.write_text(lines)
         os.chmod(tmp, 0o644)
+        # Dovecot rereads the file when its mtime (in seconds) changes; two
+        # users added within one second need distinct stamps.
+        self._stamp = max(self._stamp + 1, int(time.time()))
+        os.utime(tmp, (self._stamp, self._stamp))
         tmp.replace(passwd)
         for sub in ("cur", "new", "tmp"):
             self._mkdir(self.maildir(user) / sub)

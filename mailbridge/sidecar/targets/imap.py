@@ -1,0 +1,268 @@
+"""APPEND into an IMAP folder (RFC 3501), streaming the message literal."""
+
+from __future__ import annotations
+
+import base64
+import email.utils
+import logging
+import re
+import socket
+from typing import IO, cast
+
+from mailbridge.spec.models import TLSMode
+
+from ..config import IMAPTarget
+from ..errors import AuthError, NetworkError, PermanentError, ProtocolError
+from ..message import CHUNK, SpooledMessage
+from ..oauth import TokenSource
+from ..tls import wrap
+from . import Envelope
+
+log = logging.getLogger(__name__)
+
+_TAGGED = re.compile(rb"^(A\d+) (OK|NO|BAD)\b ?(.*)$", re.DOTALL)
+_APPENDUID = re.compile(rb"\[APPENDUID (\d+) (\d+)\]")
+
+
+class IMAPSession:
+    """The few IMAP commands the sidecar needs, on one connection."""
+
+    def __init__(self, settings: IMAPTarget) -> None:
+        self.host = settings.host
+        self._settings = settings
+        self._tag = 0
+        self._sock: socket.socket | None = None
+        self._reader: IO[bytes] | None = None
+
+    def connect(self) -> None:
+        s = self._settings
+        try:
+            sock = socket.create_connection((s.host, s.port), s.timeout)
+        except OSError as err:
+            raise NetworkError(
+                f"imap connect host={s.host} port={s.port} failed: {err}"
+            ) from err
+        if s.tls == TLSMode.IMPLICIT:
+            sock = wrap(sock, s.host, ca_file=s.ca_file, fingerprint=s.fingerprint)
+        self._attach(sock)
+        greeting = self._readline()
+        if not greeting.startswith(b"* OK"):
+            raise ProtocolError(f"imap host={s.host} bad greeting: {_text(greeting)}")
+        if s.tls == TLSMode.STARTTLS:
+            self.command("STARTTLS")
+            raw, self._sock = self._sock, None
+            assert raw is not None
+            tls = wrap(raw, s.host, ca_file=s.ca_file, fingerprint=s.fingerprint)
+            self._attach(tls)
+
+    def _attach(self, sock: socket.socket) -> None:
+        self._sock = sock
+        self._reader = cast(IO[bytes], sock.makefile("rb", buffering=CHUNK))
+
+    def login(self, username: str, password: str) -> None:
+        token = base64.b64encode(f"\0{username}\0{password}".encode()).decode()
+        self._authenticate("PLAIN", token)
+
+    def login_xoauth2(self, username: str, access_token: str) -> None:
+        raw = f"user={username}\x01auth=Bearer {access_token}\x01\x01"
+        self._authenticate("XOAUTH2", base64.b64encode(raw.encode()).decode())
+
+    def _authenticate(self, mechanism: str, initial: str) -> None:
+        # SASL-IR (RFC 4959) sends the credentials with the command itself.
+        tag = self._send_tagged(f"AUTHENTICATE {mechanism} {initial}")
+        while True:
+            line = self._readline()
+            if line.startswith(b"+"):
+                self._send(b"\r\n")
+                continue
+            match = _TAGGED.match(line)
+            if match and match.group(1) == tag.encode():
+                if match.group(2) != b"OK":
+                    raise AuthError(
+                        f"imap host={self.host} AUTHENTICATE {mechanism} refused: "
+                        f"{_text(match.group(3))}"
+                    )
+                return
+
+    def append(self, folder: str, message: SpooledMessage) -> str | None:
+        """APPEND streamed as a synchronizing literal; the APPENDUID (RFC 4315)
+        as `uidvalidity:uid` when the server reports one."""
+        date = _internal_date(message.header_value("Date"))
+        date_part = f' "{date}"' if date else ""
+        tag = self._send_tagged(
+            f"APPEND {_quote(folder)}{date_part} {{{message.size}}}"
+        )
+        line = self._readline()
+        if not line.startswith(b"+"):
+            self._raise_for(tag, line, "APPEND")
+        assert self._sock is not None
+        try:
+            for chunk in message.chunks():
+                self._sock.sendall(chunk)
+            self._sock.sendall(b"\r\n")
+        except OSError as err:
+            raise NetworkError(f"imap host={self.host} APPEND broke: {err}") from err
+        status, text, _ = self._until_tagged(tag)
+        if status != b"OK":
+            if status == b"NO" and b"[TRYCREATE]" not in text:
+                raise PermanentError(
+                    f"imap host={self.host} APPEND rejected: {_text(text)}"
+                )
+            raise ProtocolError(f"imap host={self.host} APPEND failed: {_text(text)}")
+        match = _APPENDUID.search(text)
+        return f"{int(match.group(1))}:{int(match.group(2))}" if match else None
+
+    def search_message_id(self, folder: str, message_id: str) -> list[int]:
+        self.command(f"EXAMINE {_quote(folder)}")
+        _, _, untagged = self.command(
+            f"UID SEARCH HEADER Message-ID {_quote(message_id)}"
+        )
+        uids: list[int] = []
+        for line in untagged:
+            if line.upper().startswith(b"* SEARCH"):
+                uids.extend(int(x) for x in line.split()[2:] if x.isdigit())
+        return uids
+
+    def command(self, text: str) -> tuple[bytes, bytes, list[bytes]]:
+        tag = self._send_tagged(text)
+        status, reply, untagged = self._until_tagged(tag)
+        if status != b"OK":
+            verb = text.split(" ", 1)[0]
+            raise ProtocolError(f"imap host={self.host} {verb} failed: {_text(reply)}")
+        return status, reply, untagged
+
+    def logout(self) -> None:
+        try:
+            self.command("LOGOUT")
+        except (NetworkError, ProtocolError):
+            log.debug("imap host=%s logout failed", self.host, exc_info=True)
+        self.close()
+
+    def close(self) -> None:
+        if self._reader is not None:
+            self._reader.close()
+            self._reader = None
+        if self._sock is not None:
+            self._sock.close()
+            self._sock = None
+
+    def _send_tagged(self, text: str) -> str:
+        self._tag += 1
+        tag = f"A{self._tag}"
+        self._send(f"{tag} {text}\r\n".encode())
+        return tag
+
+    def _send(self, data: bytes) -> None:
+        if self._sock is None:
+            raise NetworkError(f"imap host={self.host} is not connected")
+        try:
+            self._sock.sendall(data)
+        except OSError as err:
+            raise NetworkError(f"imap host={self.host} send failed: {err}") from err
+
+    def _until_tagged(self, tag: str) -> tuple[bytes, bytes, list[bytes]]:
+        untagged: list[bytes] = []
+        while True:
+            line = self._readline()
+            match = _TAGGED.match(line)
+            if match and match.group(1) == tag.encode():
+                return match.group(2), match.group(3), untagged
+            untagged.append(line)
+
+    def _raise_for(self, tag: str, line: bytes, verb: str) -> None:
+        match = _TAGGED.match(line)
+        text = match.group(3) if match else line
+        raise ProtocolError(f"imap host={self.host} {verb} failed: {_text(text)}")
+
+    def _readline(self) -> bytes:
+        if self._reader is None:
+            raise NetworkError(f"imap host={self.host} is not connected")
+        try:
+            line = self._reader.readline(CHUNK)
+        except OSError as err:
+            raise NetworkError(f"imap host={self.host} read failed: {err}") from err
+        if not line:
+            raise NetworkError(f"imap host={self.host} closed the connection")
+        return line.rstrip(b"\r\n")
+
+
+class IMAPDelivery:
+    """APPEND into `folder` with a password or XOAUTH2; probes by Message-ID."""
+
+    can_probe = True
+
+    def __init__(self, settings: IMAPTarget, username: str) -> None:
+        self._settings = settings
+        self._username = username
+        self._tokens = TokenSource(settings.oauth2) if settings.oauth2 else None
+        self._session: IMAPSession | None = None
+
+    def _open(self) -> IMAPSession:
+        if self._session is not None:
+            return self._session
+        session = IMAPSession(self._settings)
+        session.connect()
+        try:
+            if self._tokens is not None:
+                session.login_xoauth2(self._username, self._tokens.token())
+            else:
+                assert self._settings.password is not None
+                session.login(self._username, self._settings.password.read())
+        except AuthError:
+            if self._tokens is not None:
+                self._tokens.invalidate()
+            session.close()
+            raise
+        except BaseException:
+            session.close()
+            raise
+        self._session = session
+        return session
+
+    def deliver(self, message: SpooledMessage, envelope: Envelope) -> str | None:
+        session = self._open()
+        try:
+            return session.append(self._settings.folder, message)
+        except (NetworkError, ProtocolError):
+            self.close()
+            raise
+
+    def probe(self, message: SpooledMessage) -> str | None:
+        message_id = message.message_id
+        if not message_id:
+            return None
+        session = self._open()
+        try:
+            uids = session.search_message_id(self._settings.folder, message_id)
+        except (NetworkError, ProtocolError):
+            self.close()
+            raise
+        return f"uid:{uids[0]}" if uids else None
+
+    def close(self) -> None:
+        session, self._session = self._session, None
+        if session is not None:
+            session.logout()
+
+
+def _quote(text: str) -> str:
+    return '"' + text.replace("\\", "\\\\").replace('"', '\\"') + '"'
+
+
+def _internal_date(header: str | None) -> str | None:
+    """The Date header as an IMAP date-time, so the inbox sorts by it."""
+    if not header:
+        return None
+    try:
+        parsed = email.utils.parsedate_to_datetime(header)
+    except (TypeError, ValueError, IndexError):
+        return None
+    if parsed.tzinfo is None:
+        return None
+    stamp = parsed.strftime("%d-%b-%Y %H:%M:%S %z")
+    # RFC 3501 date-day-fixed: a space instead of a leading zero.
+    return stamp if stamp[0] != "0" else " " + stamp[1:]
+
+
+def _text(data: bytes) -> str:
+    return data.decode("utf-8", "replace").strip()[:200]

@@ -1,0 +1,144 @@
+"""Relay through an SMTP server, streaming DATA from the spooled file."""
+
+from __future__ import annotations
+
+import logging
+import smtplib
+import ssl
+
+from mailbridge.spec.models import TLSMode
+
+from ..config import SMTPTarget
+from ..errors import AuthError, NetworkError, PermanentError, TemporaryError
+from ..message import CHUNK, SpooledMessage
+from ..tls import check_pin, client_context
+from . import Envelope
+
+log = logging.getLogger(__name__)
+
+
+class SMTPDelivery:
+    """Sends each message to the envelope recipient over one reused session.
+
+    smtplib's `sendmail` needs the whole message in memory (and copies it);
+    here only the commands go through smtplib and DATA is streamed.
+    """
+
+    can_probe = False
+
+    def __init__(self, settings: SMTPTarget) -> None:
+        self._settings = settings
+        self._smtp: smtplib.SMTP | None = None
+
+    def probe(self, message: SpooledMessage) -> str | None:
+        return None
+
+    def _session(self) -> smtplib.SMTP:
+        if self._smtp is not None:
+            return self._smtp
+        s = self._settings
+        context = client_context(s.ca_file)
+        try:
+            smtp: smtplib.SMTP
+            if s.tls == TLSMode.IMPLICIT:
+                smtp = smtplib.SMTP_SSL(
+                    s.host, s.port, timeout=s.timeout, context=context
+                )
+            else:
+                smtp = smtplib.SMTP(s.host, s.port, timeout=s.timeout)
+                smtp.ehlo()
+                if s.tls == TLSMode.STARTTLS:
+                    smtp.starttls(context=context)
+                    smtp.ehlo()
+            if s.fingerprint and isinstance(smtp.sock, ssl.SSLSocket):
+                check_pin(smtp.sock, s.host, s.fingerprint)
+            if s.username and s.password is not None:
+                smtp.login(s.username, s.password.read())
+        except smtplib.SMTPAuthenticationError as err:
+            raise AuthError(
+                f"smtp host={s.host} refused the login: {err.smtp_code}"
+            ) from err
+        except ssl.SSLCertVerificationError as err:
+            raise NetworkError(
+                f"smtp host={s.host} certificate rejected: {err.verify_message}"
+            ) from err
+        except (smtplib.SMTPException, OSError) as err:
+            raise NetworkError(
+                f"smtp host={s.host} port={s.port} connect failed: {err}"
+            ) from err
+        self._smtp = smtp
+        return smtp
+
+    def deliver(self, message: SpooledMessage, envelope: Envelope) -> str | None:
+        smtp = self._session()
+        try:
+            self._check(smtp.mail(envelope.sender), "MAIL FROM", smtp)
+            self._check(smtp.rcpt(envelope.recipient), "RCPT TO", smtp)
+            self._check(smtp.docmd("DATA"), "DATA", smtp, expect=354)
+            self._stream(smtp, message)
+            code, reply = smtp.getreply()
+        except (smtplib.SMTPServerDisconnected, OSError) as err:
+            self.close()
+            raise NetworkError(
+                f"smtp host={self._settings.host} connection broke: {err}"
+            ) from err
+        self._check((code, reply), "end of DATA", smtp)
+        return reply.decode("utf-8", "replace")
+
+    def _stream(self, smtp: smtplib.SMTP, message: SpooledMessage) -> None:
+        sock = smtp.sock
+        if sock is None:
+            raise NetworkError(f"smtp host={self._settings.host} is not connected")
+        buffer = bytearray()
+        line_start = True
+        last = b"\n"
+        for line in message.lines():
+            # RFC 5321 section 4.5.2: a line starting with '.' gets another.
+            if line_start and line.startswith(b"."):
+                buffer += b"."
+            if line.endswith(b"\n") and not line.endswith(b"\r\n"):
+                line = line[:-1] + b"\r\n"
+            buffer += line
+            line_start = line.endswith(b"\n")
+            last = line[-1:]
+            if len(buffer) >= CHUNK:
+                sock.sendall(buffer)
+                buffer.clear()
+        if last != b"\n":
+            buffer += b"\r\n"
+        buffer += b".\r\n"
+        sock.sendall(buffer)
+
+    def _check(
+        self,
+        reply: tuple[int, bytes],
+        step: str,
+        smtp: smtplib.SMTP,
+        expect: int | None = None,
+    ) -> None:
+        code, text = reply
+        if (expect is not None and code == expect) or (
+            expect is None and 200 <= code < 300
+        ):
+            return
+        detail = f"{code} {text.decode('utf-8', 'replace')}"
+        host = self._settings.host
+        try:
+            smtp.rset()
+        except (smtplib.SMTPException, OSError):
+            self.close()
+        if 500 <= code < 600:
+            raise PermanentError(f"smtp host={host} {step} rejected: {detail}")
+        if code == -1 or code == 421:
+            self.close()
+            raise NetworkError(f"smtp host={host} {step} failed: {detail}")
+        raise TemporaryError(f"smtp host={host} {step} deferred: {detail}")
+
+    def close(self) -> None:
+        smtp, self._smtp = self._smtp, None
+        if smtp is None:
+            return
+        try:
+            smtp.quit()
+        except (TimeoutError, smtplib.SMTPException, OSError):
+            smtp.close()

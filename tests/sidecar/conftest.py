@@ -1,0 +1,30 @@
+"""Fixtures of the sidecar tests: real Dovecot, smtp-sink, PostgreSQL."""
+
+from __future__ import annotations
+
+import itertools
+import re
+from collections.abc import Iterator
+
+import pytest
+
+from tests.servers.dovecot import dovecot  # noqa: F401 - a fixture
+from tests.sidecar.helpers import SmtpSink
+
+_users = itertools.count(1)
+
+
+@pytest.fixture
+def user_name(request: pytest.FixtureRequest) -> str:
+    """A user name no other test uses (the Dovecot is shared)."""
+    base = re.sub(r"[^a-z0-9]+", "-", request.node.name.lower())[:24]
+    return f"u{next(_users)}-{base.strip('-')}"
+
+
+@pytest.fixture
+def smtp_sink() -> Iterator[SmtpSink]:
+    sink = SmtpSink()
+    try:
+        yield sink
+    finally:
+        sink.stop()

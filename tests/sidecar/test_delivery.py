@@ -1,0 +1,114 @@
+"""End to end: a real Dovecot as the POP3 source, smtp-sink and Dovecot's
+IMAP as targets."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from mailbridge.sidecar.account import PollResult
+from mailbridge.sidecar.config import load_config
+from mailbridge.sidecar.service import Sidecar
+from mailbridge.sidecar.state import MessageState
+from tests.servers.dovecot import DovecotServer
+from tests.sidecar.helpers import (
+    SmtpSink,
+    env_for,
+    imap_block,
+    make_message,
+    message_ids,
+    pop3_block,
+    write_config,
+)
+
+pytestmark = pytest.mark.servers
+
+
+def _lf(data: bytes) -> bytes:
+    return data.replace(b"\r\n", b"\n").rstrip(b"\n")
+
+
+def test_smtp_relay_delivers_and_deletes(
+    dovecot: DovecotServer,
+    smtp_sink: SmtpSink,
+    user_name: str,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    password = dovecot.add_user(user_name)
+    monkeypatch.setenv(env_for(user_name), password)
+    sent = [make_message("smtp", i, 300 + i * 1000) for i in range(4)]
+    sent.append(make_message("smtp", 99, 3_000_000))
+    for data in sent:
+        dovecot.deliver(user_name, data)
+    account = {
+        "name": "relay",
+        "pop3": pop3_block(dovecot, user_name),
+        "deliver_to": "alice@gmail.example",
+        "via": "smtp",
+        "smtp": {
+            "host": "127.0.0.1",
+            "port": smtp_sink.port,
+            "tls": "none",
+            "insecure": True,
+        },
+    }
+    sidecar = Sidecar(load_config(write_config(tmp_path, [account])))
+    results = sidecar.run_once()
+    result = results["relay"]
+    assert isinstance(result, PollResult), result
+    assert (result.delivered, result.deleted) == (5, 5)
+
+    received = smtp_sink.wait_for(5)
+    assert {r for r, _ in received} == {"<alice@gmail.example>"}
+    assert sorted(_lf(m) for _, m in received) == sorted(_lf(m) for m in sent)
+    assert dovecot.messages(user_name) == []
+    rows = sidecar.store.messages("relay")
+    assert {r.state for r in rows.values()} == {MessageState.DELETED}
+
+    again = sidecar.run_once()["relay"]
+    assert isinstance(again, PollResult)
+    assert again.listed == 0
+    assert len(smtp_sink.messages()) == 5
+    sidecar.close()
+
+
+def test_imap_append_keeps_source_and_never_duplicates(
+    dovecot: DovecotServer,
+    user_name: str,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    password = dovecot.add_user(user_name)
+    inbox = user_name + "-gmail"
+    inbox_password = dovecot.add_user(inbox)
+    monkeypatch.setenv(env_for(user_name), password)
+    monkeypatch.setenv(env_for(inbox), inbox_password)
+    sent = [make_message("imap", i, 2000) for i in range(6)]
+    for data in sent:
+        dovecot.deliver(user_name, data)
+    account = {
+        "name": "imap-keep",
+        "pop3": pop3_block(dovecot, user_name),
+        "keep_on_server": True,
+        "deliver_to": "alice@gmail.example",
+        "via": "imap",
+        "imap": imap_block(dovecot, inbox, folder="INBOX"),
+    }
+    config = load_config(write_config(tmp_path, [account]))
+    sidecar = Sidecar(config)
+    first = sidecar.run_once()["imap-keep"]
+    assert isinstance(first, PollResult), first
+    assert first.delivered == 6
+    assert sorted(message_ids(dovecot.messages(inbox))) == sorted(message_ids(sent))
+    assert len(dovecot.messages(user_name)) == 6
+
+    dovecot.deliver(user_name, make_message("imap", 6, 2000))
+    second = sidecar.run_once()["imap-keep"]
+    assert isinstance(second, PollResult)
+    assert (second.listed, second.delivered, second.deleted) == (7, 1, 0)
+    assert len(dovecot.messages(inbox)) == 7
+    rows = sidecar.store.messages("imap-keep")
+    assert all(r.target_id and r.target_id.count(":") == 1 for r in rows.values())
+    sidecar.close()
