@@ -6,6 +6,7 @@ the same input gives the same records in the same order.
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Iterator, Mapping
 from pathlib import Path
 
@@ -18,8 +19,10 @@ from mailbridge.dns.policy import (
     tls_rpt_text,
 )
 from mailbridge.dns.record import Level, Record, RecordType, absolute
-from mailbridge.dns.spf import no_mail_spf_text, spf_text
+from mailbridge.dns.spf import mail_host_spf_text, no_mail_spf_text, spf_text
 from mailbridge.spec.models import DomainSpec, SelectorState
+
+log = logging.getLogger(__name__)
 
 __all__ = ["build_records", "dkim_name", "in_domain", "mta_sts_policy"]
 
@@ -78,6 +81,7 @@ def build_records(
         *_mta_sts(spec, ttl),
         *_tls_rpt(spec, ttl),
         *_client_setup(spec, ttl),
+        *_srs(spec, ttl),
         *_no_mail(spec, ttl),
     ]
 
@@ -235,6 +239,38 @@ def _client_setup(spec: DomainSpec, ttl: int) -> Iterator[Record]:
             f"mail clients find {service} on port {port}",
             Level.OPTIONAL,
         )
+
+
+def _srs(spec: DomainSpec, ttl: int) -> Iterator[Record]:
+    """The SRS domain, when it is its own name below the domain.
+
+    Forwarded mail leaves with an envelope sender at the SRS domain, so
+    receivers check SPF there, and bounces come back to its MX.
+    """
+    if spec.srs is None or spec.srs.domain in (None, spec.domain):
+        return
+    name = spec.srs.domain
+    if not in_domain(name, spec.domain):
+        log.info(
+            "srs domain=%s is outside %s: its zone needs MX and SPF", name, spec.domain
+        )
+        return
+    yield Record(
+        name,
+        RecordType.MX,
+        ttl,
+        (f"10 {absolute(spec.mail_host.hostname)}",),
+        f"bounces of forwarded mail (SRS senders @{name}) return to the mail host",
+        Level.REQUIRED,
+    )
+    yield Record.txt(
+        name,
+        ttl,
+        mail_host_spf_text(spec),
+        f"SPF of the SRS domain: forwarded mail is sent from @{name} by the "
+        "mail host only",
+        Level.REQUIRED,
+    )
 
 
 def _no_mail(spec: DomainSpec, ttl: int) -> Iterator[Record]:

@@ -109,6 +109,16 @@ def spf_text(spec: DomainSpec) -> str:
     return text
 
 
+def mail_host_spf_text(spec: DomainSpec) -> str:
+    """SPF for a name that only the mail host sends from (the SRS domain)."""
+    host = spec.mail_host
+    terms = [_network_term("ip4", ip) for ip in host.ipv4]
+    terms.extend(_network_term("ip6", ip) for ip in host.ipv6)
+    if not terms:
+        terms.append(f"a:{host.hostname}")
+    return " ".join(["v=spf1", *terms, "-all"])
+
+
 def no_mail_spf_text() -> str:
     """SPF for a name that never sends mail: every sender fails."""
     return "v=spf1 -all"

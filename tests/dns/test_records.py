@@ -231,3 +231,17 @@ def test_service_names_equal_to_the_mail_host_get_no_alias() -> None:
             r.name == hostname and r.type == RecordType.CNAME for r in records
         )
         assert _find(records, hostname, RecordType.A).values == ("192.0.2.1",)
+
+
+def test_srs_subdomain_gets_mx_and_spf() -> None:
+    spec = make_spec(srs={"domain": "srs.example.org", "secrets": ["secret:srs-a"]})
+    records = build_records(spec)
+    assert _find(records, "srs.example.org", RecordType.MX).values == (
+        "10 mx.example.org.",
+    )
+    spf = _find(records, "srs.example.org", RecordType.TXT)
+    assert spf.texts() == ["v=spf1 ip4:192.0.2.1 -all"]
+    same = make_spec(srs={"secrets": ["secret:srs-a"]})
+    outside = make_spec(srs={"domain": "srs.example.net", "secrets": ["secret:srs-a"]})
+    for other in (same, outside):
+        assert not any(r.name.startswith("srs.") for r in build_records(other))
