@@ -2,8 +2,9 @@
 
 One stack per domain: `stacks/Pulumi.<stack>.yaml` holds the stack's
 config, whose `mailbridge:spec` names the domain spec beside it. CI builds
-its matrix from `changed_stacks`: a change to a spec or a stack file touches
-that stack; a change to code, templates or the program touches them all.
+its matrix from `changed_stacks`: a change to a spec, a stack file or a peer
+spec (`mailbridge:peers`, read by the checks) touches that stack; a change
+to code, templates or the program touches them all.
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ from mailbridge.errors import InputError, Location
 STACK_PREFIX = "Pulumi."
 STACK_SUFFIX = ".yaml"
 SPEC_KEY = "mailbridge:spec"
+PEERS_KEY = "mailbridge:peers"
 
 # Paths (folders end in '/') whose change can alter every stack's deploy.
 SHARED_PATHS: tuple[str, ...] = (
@@ -41,6 +43,7 @@ class Stack:
     name: str
     stack_file: str
     spec: str | None
+    peers: tuple[str, ...] = ()
 
 
 @dataclass
@@ -73,12 +76,16 @@ def find_stacks(root: Path, stacks_dir: str = "stacks") -> list[Stack]:
                 expected="a Pulumi stack file with a `config:` mapping",
             ) from err
         config = data.get("config") or {}
-        spec = config.get(SPEC_KEY) if isinstance(config, dict) else None
+        if not isinstance(config, dict):
+            config = {}
+        spec = config.get(SPEC_KEY)
+        peers = config.get(PEERS_KEY) or []
         found.append(
             Stack(
                 name=name,
                 stack_file=path.relative_to(root).as_posix(),
                 spec=str(spec) if spec is not None else None,
+                peers=tuple(str(p) for p in peers),
             )
         )
     return found
@@ -102,7 +109,7 @@ def changed_stacks(
         path = PurePosixPath(raw).as_posix()
         everyone = any(_touches(path, s) for s in shared)
         for item in result.values():
-            own = path in (item.stack.stack_file, item.stack.spec)
+            own = path in (item.stack.stack_file, item.stack.spec, *item.stack.peers)
             if everyone or own:
                 item.reasons.append(path)
     return [item for item in result.values() if item.reasons]
