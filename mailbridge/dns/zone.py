@@ -8,7 +8,7 @@ mail records, for inclusion in a zone kept elsewhere.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 from mailbridge.dns.policy import mta_sts_policy
 from mailbridge.dns.record import Level, Record, RecordType, absolute, records_to_json
@@ -35,7 +35,6 @@ class ZoneOptions:
     retry: int = 900
     expire: int = 1209600
     minimum: int = 300
-    header: tuple[str, ...] = field(default=())
 
 
 def relative_name(name: str, origin: str) -> str:
@@ -127,7 +126,6 @@ def zone_text(
     lines = [
         f"; DNS records of {origin}, built by mailbridge from its domain spec.",
         "; Change the spec and build again rather than editing this file.",
-        *(f"; {text}" for text in options.header),
         f"$ORIGIN {absolute(origin)}",
     ]
     body = list(records)
