@@ -14,8 +14,7 @@ from mailbridge.deploy.program import (
     dkim_key_file,
     dkim_key_path,
     files_to_inputs,
-    render_secret_files,
-    split_host_files,
+    render_split,
 )
 from mailbridge.render import HostOptions
 from mailbridge.secrets import SecretStore
@@ -88,22 +87,23 @@ class MailHost(pulumi.ComponentResource):
     ) -> None:
         super().__init__("mailbridge:host:MailHost", name, None, opts)
         options = args.options or HostOptions()
-        split = split_host_files(args.specs, options)
-        plain = files_to_inputs(split.plain)
         specs = args.specs
         keys = sorted(args.dkim_keys)
+        split = pulumi.Output.from_input(args.secrets).apply(
+            lambda values: render_split(specs, dict(values or {}), options)
+        )
+        # Files holding no secret stay readable in diffs and in the state;
+        # `render_split` has checked that none contains a secret value.
+        plain = pulumi.Output.unsecret(split.apply(lambda s: files_to_inputs(s.plain)))
 
         def secret_files(items: list[Any]) -> dict[str, Any]:
-            values = dict(items[0] or {})
-            files = files_to_inputs(
-                render_secret_files(specs, values, split.secret_paths, options)
-            )
+            files = files_to_inputs(items[0].secret)
             for (domain, selector), pem in zip(keys, items[1:], strict=True):
                 files[dkim_key_path(domain, selector, options)] = dkim_key_file(pem)
             return dict(sorted(files.items()))
 
         secret = pulumi.Output.secret(
-            pulumi.Output.all(args.secrets, *[args.dkim_keys[k] for k in keys]).apply(
+            pulumi.Output.all(split, *[args.dkim_keys[k] for k in keys]).apply(
                 secret_files
             )
         )

@@ -17,11 +17,8 @@ from mailbridge.dns.records import build_records, dkim_name
 from mailbridge.render import HostOptions, RenderedFile, render_host
 from mailbridge.secrets import SecretStore
 from mailbridge.spec.models import DomainSpec, SelectorState
-from mailbridge.spec.types import SECRET_PREFIX, secret_name
+from mailbridge.spec.types import SECRET_PREFIX
 
-# Rendered with two different stand-ins for every secret: a file whose bytes
-# differ between the two renders depends on a secret.
-_STAND_INS = ("stand-in-a-", "stand-in-b-")
 DKIM_KEY_MODE = 0o640
 DKIM_KEY_GROUP = "opendkim"
 
@@ -44,46 +41,36 @@ def secret_refs(spec: DomainSpec) -> list[str]:
     return sorted(found)
 
 
-def _stand_in_store(refs: Iterable[str], prefix: str) -> SecretStore:
-    values = {secret_name(r): prefix + secret_name(r) for r in refs}
-    return SecretStore(values=values, environ={})
+def holds_secret(item: RenderedFile, values: Iterable[str]) -> bool:
+    """True for a file that is not world-readable or contains a secret value.
+
+    The renderer gives secret-bearing files a mode without world access;
+    the value search catches a template that leaks one anyway.
+    """
+    if item.mode & 0o004 == 0:
+        return True
+    return any(value and value.encode() in item.content for value in values)
 
 
 @dataclass(frozen=True)
 class HostSplit:
-    """Files that hold no secret (final bytes), and paths of those that do."""
+    """The host's files: those that hold no secret, and those that do."""
 
     plain: dict[str, RenderedFile]
-    secret_paths: frozenset[str]
+    secret: dict[str, RenderedFile]
 
 
-def split_host_files(
-    specs: list[DomainSpec], options: HostOptions | None = None
-) -> HostSplit:
-    """Render with stand-in secrets to learn which files depend on secrets.
-
-    Rendering is deterministic, so a file equal in both stand-in renders
-    does not depend on any secret and its bytes are final.
-    """
-    refs = sorted({r for spec in specs for r in secret_refs(spec)})
-    first, second = (
-        render_host(specs, _stand_in_store(refs, prefix), options)
-        for prefix in _STAND_INS
-    )
-    secret = frozenset(p for p in first if first[p] != second.get(p))
-    plain = {p: f for p, f in first.items() if p not in secret}
-    return HostSplit(plain=plain, secret_paths=secret)
-
-
-def render_secret_files(
+def render_split(
     specs: list[DomainSpec],
     values: Mapping[str, str],
-    secret_paths: Iterable[str],
     options: HostOptions | None = None,
-) -> dict[str, RenderedFile]:
-    """The files that hold secrets, rendered with the real values."""
+) -> HostSplit:
+    """Render the host once with the real secrets, and split its files."""
     files = render_host(specs, SecretStore(values=dict(values)), options)
-    return {p: files[p] for p in sorted(secret_paths)}
+    secrets = [v for v in values.values() if v]
+    secret = {p: f for p, f in files.items() if holds_secret(f, secrets)}
+    plain = {p: f for p, f in files.items() if p not in secret}
+    return HostSplit(plain=plain, secret=secret)
 
 
 def host_file(item: RenderedFile) -> HostFile:
