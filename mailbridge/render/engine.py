@@ -59,7 +59,6 @@ def outputs(plan: HostPlan, options: HostOptions) -> list[Output]:
         files += [
             Output("etc/opendkim.conf", "opendkim/opendkim.conf.j2"),
             Output("etc/opendkim/KeyTable", "opendkim/KeyTable.j2"),
-            Output("etc/opendkim/SigningTable", "opendkim/SigningTable.j2"),
             Output("etc/opendkim/TrustedHosts", "opendkim/TrustedHosts.j2"),
             Output("etc/opendkim/policy.lua", "opendkim/policy.lua.j2"),
         ]
