@@ -18,6 +18,7 @@ from mailbridge.dns.records import build_records
 from mailbridge.dns.zone import ZoneOptions, zone_json, zone_text
 from mailbridge.spec import load_spec
 from mailbridge.spec.models import DomainSpec
+from mailbridge.spec.types import FieldValueError, normalize_hostname
 
 VALUE_WIDTH = 48
 PIPE_WIDTH = 160
@@ -68,6 +69,15 @@ def _print_table(spec: DomainSpec, records: list[Record]) -> None:
             "/.well-known/mta-sts.txt:"
         )
         console.print(mta_sts_policy(spec).replace("\r\n", "\n"), end="")
+
+
+def _hostnames(
+    ctx: click.Context, param: click.Parameter, value: tuple[str, ...]
+) -> tuple[str, ...]:
+    try:
+        return tuple(normalize_hostname(name) for name in value)
+    except FieldValueError as err:
+        raise click.BadParameter(str(err)) from err
 
 
 def _warn_placeholders(records: list[Record], spec_path: Path, keys_dir: Path) -> None:
@@ -122,6 +132,7 @@ def _warn_placeholders(records: list[Record], spec_path: Path, keys_dir: Path) -
     "--nameserver",
     "nameservers",
     multiple=True,
+    callback=_hostnames,
     help="Name server of a stand-alone zone (repeat for more). "
     "Default: ns1.<domain> at the mail host's addresses.",
 )
@@ -146,7 +157,7 @@ def command(
     elif output == "zone":
         options = ZoneOptions(
             serial=serial if serial is not None else int(time.time()),
-            nameservers=tuple(ns.strip().lower().rstrip(".") for ns in nameservers),
+            nameservers=nameservers,
         )
         click.echo(
             zone_text(spec, records, fragment=fragment, options=options), nl=False

@@ -138,3 +138,14 @@ def test_installed_command_prints_json(spec_file: Path) -> None:
     assert data["domain"] == "example.com"
     assert [r["type"] for r in data["records"]][:3] == ["MX", "A", "AAAA"]
     assert "PLACEHOLDER" in done.stderr
+
+
+def test_bad_name_server_exits_2(
+    capsys: pytest.CaptureFixture[str], spec_file: Path
+) -> None:
+    code, out, err = run(
+        capsys, str(spec_file), "--format", "zone", "--nameserver", "not a name"
+    )
+    assert code == 2
+    assert out == ""
+    assert "--nameserver" in err and "is not fully qualified" in err
