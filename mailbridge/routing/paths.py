@@ -179,17 +179,22 @@ def fanout(graph: RoutingGraph, limits: Mapping[str, Limits]) -> Iterator[SpecFi
         yield _place(Origin(origin.domain, (*origin.path, "to")), finding)
 
 
-def chain_length(
-    analysis: Analysis, limits: Mapping[str, Limits]
-) -> Iterator[SpecFinding]:
-    """Aliases whose longest forwarding chain is over `limits.max_chain`.
+@dataclass(frozen=True)
+class Chains:
+    """Longest chain per component: `hops[c]` hops, leaving by edge `best[c]`."""
 
-    Longest paths come from one pass over the components, sinks first;
-    the hops inside a loop count nothing (the loop has its own finding).
-    Only the first alias of an over-long chain is reported.
+    hops: list[int]
+    best: list[int | None]
+
+
+def longest_chains(analysis: Analysis) -> Chains:
+    """Hops of the longest path from each component, in one pass.
+
+    Components come sinks first, so every successor is done before its
+    predecessors. Hops inside a loop count nothing.
     """
     graph, components = analysis.graph, analysis.components
-    nodes, edges, of = graph.nodes, graph.edges, components.of
+    edges, of = graph.edges, components.of
     hops = [0] * len(components.members)
     best: list[int | None] = [None] * len(components.members)
     for c, members in enumerate(components.members):
@@ -202,6 +207,21 @@ def chain_length(
                 length = HOP_WEIGHT[edge.kind] + hops[target]
                 if length > hops[c] or best[c] is None:
                     hops[c], best[c] = length, e
+    return Chains(hops, best)
+
+
+def chain_length(
+    analysis: Analysis, limits: Mapping[str, Limits]
+) -> Iterator[SpecFinding]:
+    """Aliases whose longest forwarding chain is over `limits.max_chain`.
+
+    Aliases on a loop are left to the loop rule. Only the first alias of
+    an over-long chain is reported.
+    """
+    graph, components = analysis.graph, analysis.components
+    nodes, edges, of = graph.nodes, graph.edges, components.of
+    chains = longest_chains(analysis)
+    hops, best = chains.hops, chains.best
 
     def limit_of(n: int) -> int:
         origin = nodes[n].forwarder
