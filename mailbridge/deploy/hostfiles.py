@@ -96,7 +96,7 @@ class Target(Protocol):
 
 def _relative(path: str) -> str:
     clean = posixpath.normpath("/" + path.lstrip("/"))
-    if clean == "/" or ".." in clean.split("/"):
+    if clean == "/" or ".." in path.split("/"):
         raise HostError(f"refusing to write outside the host tree: {path!r}")
     return clean.lstrip("/")
 
@@ -229,9 +229,15 @@ class SSHTarget:
         self.client = paramiko.SSHClient()
         if settings.host_key:
             parts = settings.host_key.split()
-            if len(parts) < 2:
-                raise HostError(f"host_key is not an OpenSSH key line: {parts!r}")
-            key = paramiko.PKey.from_type_string(parts[0], base64.b64decode(parts[1]))
+            try:
+                key = paramiko.PKey.from_type_string(
+                    parts[0], base64.b64decode(parts[1], validate=True)
+                )
+            except (IndexError, ValueError, paramiko.SSHException) as err:
+                raise HostError(
+                    f"host_key of {settings.where()} is not an OpenSSH public "
+                    f"key line such as `ssh-ed25519 AAAA...`: {err}"
+                ) from err
             known = (
                 settings.host
                 if settings.port == 22
