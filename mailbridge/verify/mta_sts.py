@@ -12,6 +12,7 @@ from pathlib import Path
 from mailbridge.verify.findings import Finding, Status
 from mailbridge.verify.lookup import Resolver
 from mailbridge.verify.tags import parse_tags
+from mailbridge.verify.tls import close_quietly
 
 log = logging.getLogger(__name__)
 
@@ -100,30 +101,41 @@ async def fetch_policy(
     context.minimum_version = ssl.TLSVersion.TLSv1_2
     try:
         reader, writer = await asyncio.wait_for(
-            asyncio.open_connection(address, port, ssl=context, server_hostname=host),
-            timeout,
+            asyncio.open_connection(address, port), timeout
         )
     except TimeoutError as err:
         raise FetchError(f"{address}:{port} did not answer", unknown=True) from err
-    except ssl.SSLCertVerificationError as err:
-        raise FetchError(f"certificate of {host}: {err.verify_message}") from err
-    except (OSError, ssl.SSLError) as err:
+    except OSError as err:
         raise FetchError(f"cannot connect to {address}:{port}: {err}") from err
     try:
+        await asyncio.wait_for(writer.start_tls(context, server_hostname=host), timeout)
         request = (
             f"GET {POLICY_PATH} HTTP/1.1\r\nHost: {host}\r\n"
             "User-Agent: mailbridge-verify\r\nConnection: close\r\n\r\n"
         )
         writer.write(request.encode("ascii"))
         await writer.drain()
-        raw = await asyncio.wait_for(reader.read(MAX_POLICY_BYTES + 8192), timeout)
+        raw = await asyncio.wait_for(_read_all(reader), timeout)
     except TimeoutError as err:
         raise FetchError(f"{host} sent no policy in time", unknown=True) from err
+    except ssl.SSLCertVerificationError as err:
+        raise FetchError(f"certificate of {host}: {err.verify_message}") from err
     except (OSError, ssl.SSLError) as err:
-        raise FetchError(f"reading from {host} failed: {err}") from err
+        raise FetchError(f"HTTPS to {host} failed: {err}") from err
     finally:
-        writer.close()
+        await close_quietly(writer)
     return _http_body(raw, host)
+
+
+async def _read_all(reader: asyncio.StreamReader) -> bytes:
+    """The whole response (the server closes), cut off past the size limit."""
+    data = bytearray()
+    while len(data) <= MAX_POLICY_BYTES + 8192:
+        chunk = await reader.read(16384)
+        if not chunk:
+            break
+        data += chunk
+    return bytes(data)
 
 
 def _http_body(raw: bytes, host: str) -> str:

@@ -124,15 +124,12 @@ async def _probe(
 ) -> Probe:
     context = _context(ca_file, verify)
     started = time.perf_counter()
-    tls_now = None if service.starttls else context
-    reader, writer = await asyncio.open_connection(
-        address,
-        port,
-        ssl=tls_now,
-        server_hostname=hostname if tls_now else None,
-        limit=_LINE_LIMIT,
-    )
+    reader, writer = await asyncio.open_connection(address, port, limit=_LINE_LIMIT)
     try:
+        if not service.starttls:
+            # TLS is started on the open stream (not by open_connection) so
+            # that a failed handshake still leaves a writer to close here.
+            await writer.start_tls(context, server_hostname=hostname)
         banner = await _read_reply(reader, service.protocol)
         latency = (time.perf_counter() - started) * 1000
         _check_banner(service.protocol, banner)
@@ -151,7 +148,16 @@ async def _probe(
             smtp_replies=replies,
         )
     finally:
-        writer.close()
+        await close_quietly(writer)
+
+
+async def close_quietly(writer: asyncio.StreamWriter) -> None:
+    """Close and wait briefly: a peer may never answer TLS close_notify."""
+    writer.close()
+    try:
+        await asyncio.wait_for(writer.wait_closed(), 1.0)
+    except (OSError, ssl.SSLError, TimeoutError) as err:
+        log.debug("close: %s", err)
 
 
 async def _starttls(

@@ -1,0 +1,232 @@
+"""verify's port and TLS checks against real Postfix and Dovecot.
+
+Postfix offers STARTTLS (25, 587 stand-ins) and implicit TLS (465 stand-in),
+Dovecot implicit TLS for IMAP and POP3 (993, 995 stand-ins). The test CA
+issued one valid, one expired and one wrong-name certificate.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import shutil
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from mailbridge.spec.models import DomainSpec
+from mailbridge.verify import Report, Status, VerifyOptions
+from mailbridge.verify.runner import Subject, verify_many
+from tests.servers import dovecot as dovecot_server
+from tests.servers.dovecot import DovecotServer
+from tests.servers.knot import free_port
+from tests.verify.certs import Leaf, TestCA
+from tests.verify.mailhost import MailHost, start_mail_host
+from tests.verify.zones import make_spec
+
+pytestmark = pytest.mark.servers
+
+
+def _dovecot(leaf: Leaf, ca: Path) -> DovecotServer:
+    root = Path(tempfile.mkdtemp(prefix="mailbridge-verify-dovecot-"))
+    os.chmod(root, 0o755)
+    for source in (leaf.cert, leaf.key):
+        shutil.copy(source, root / source.name)
+    os.chmod(root / leaf.key.name, 0o600)
+    certs = dovecot_server.TestCertificates(
+        ca_file=ca,
+        cert_file=root / leaf.cert.name,
+        key_file=root / leaf.key.name,
+        fingerprint="",
+    )
+    server = DovecotServer(root=root, certs=certs)
+    server.start()
+    return server
+
+
+@pytest.fixture(scope="module")
+def postfix(ca_leaves: dict[str, Leaf]) -> Iterator[MailHost]:
+    host = start_mail_host(
+        "mx1.good.test", "good.test", {"sales@good.test": "owner@gmail.com"}, ca_leaves
+    )
+    try:
+        yield host
+    finally:
+        host.stop()
+        shutil.rmtree(host.root, ignore_errors=True)
+
+
+@pytest.fixture(scope="module")
+def dovecots(
+    ca_leaves: dict[str, Leaf], test_ca: TestCA
+) -> Iterator[dict[str, DovecotServer]]:
+    servers: dict[str, DovecotServer] = {}
+    try:
+        for label in ("valid", "wrongname"):
+            servers[label] = _dovecot(ca_leaves[label], test_ca.path)
+        yield servers
+    finally:
+        for server in servers.values():
+            server.stop()
+            shutil.rmtree(server.root, ignore_errors=True)
+
+
+def _run(spec: DomainSpec, **values: object) -> Report:
+    options = VerifyOptions.model_validate(
+        {"check_dns": False, "host_address": "127.0.0.1", **values}
+    )
+    (report,) = asyncio.run(verify_many([Subject(spec.domain, spec)], options))
+    return report
+
+
+def _ports(postfix: MailHost, dovecot: DovecotServer, **extra: int) -> dict[str, int]:
+    ports = {
+        "smtp": postfix.listeners["smtp"].port,
+        "submissions": postfix.listeners["submissions"].port,
+        "submission": postfix.listeners["submission"].port,
+        "imaps": dovecot.imaps_port,
+        "pop3s": dovecot.pop3s_port,
+    }
+    ports.update(extra)
+    return ports
+
+
+def _spec(*forwarders: str) -> DomainSpec:
+    return make_spec(
+        "good.test",
+        "203.0.113.10",
+        forwarders=[{"address": a, "to": ["owner@gmail.com"]} for a in forwarders],
+    )
+
+
+def _one(report: Report, check: str) -> Status:
+    (finding,) = [f for f in report.findings if f.check == check]
+    return finding.status
+
+
+def test_valid_certificates_on_every_port(
+    postfix: MailHost, dovecots: dict[str, DovecotServer], test_ca: TestCA
+) -> None:
+    report = _run(
+        _spec("sales@good.test"),
+        ports=_ports(postfix, dovecots["valid"]),
+        ca_file=test_ca.path,
+        latency_target_ms=5000,
+    )
+    bad = [f.to_text() for f in report.findings if f.status != Status.OK]
+    assert not bad, "\n".join(bad) + postfix.log_text()
+    for service in ("smtp", "submissions", "submission", "imaps", "pop3s"):
+        (port,) = report.by_check(f"port.{service}")
+        assert 0 < float(port.detail["latency_ms"]) < 5000
+        assert _one(report, f"tls.{service}.name") == Status.OK
+        (expiry,) = report.by_check(f"tls.{service}.expiry")
+        assert 80 <= int(expiry.detail["days_left"]) <= 90
+        (version,) = report.by_check(f"tls.{service}.version")
+        assert version.found in ("TLSv1.2", "TLSv1.3")
+    (rcpt,) = report.by_check("delivery.rcpt")
+    assert rcpt.status == Status.OK and (rcpt.found or "").startswith("250")
+
+
+def test_latency_over_target_is_a_warning(
+    postfix: MailHost, dovecots: dict[str, DovecotServer], test_ca: TestCA
+) -> None:
+    report = _run(
+        _spec(),
+        ports=_ports(postfix, dovecots["valid"]),
+        ca_file=test_ca.path,
+        latency_target_ms=0.001,
+        services=("submissions", "imaps"),
+    )
+    assert _one(report, "port.submissions") == Status.WARNING
+    assert _one(report, "port.imaps") == Status.WARNING
+    assert _one(report, "tls.imaps.chain") == Status.OK
+
+
+def test_expired_certificate(
+    postfix: MailHost, dovecots: dict[str, DovecotServer], test_ca: TestCA
+) -> None:
+    report = _run(
+        _spec(),
+        ports={"smtp": postfix.listeners["smtp-expired"].port},
+        services=("smtp",),
+        ca_file=test_ca.path,
+    )
+    (chain,) = report.by_check("tls.smtp.chain")
+    assert chain.status == Status.ERROR
+    assert "expired" in (chain.found or "")
+    (expiry,) = report.by_check("tls.smtp.expiry")
+    assert expiry.status == Status.ERROR
+    assert int(expiry.detail["days_left"]) < 0
+    assert _one(report, "tls.smtp.name") == Status.OK
+
+
+def test_certificate_for_the_wrong_name(
+    postfix: MailHost, dovecots: dict[str, DovecotServer], test_ca: TestCA
+) -> None:
+    report = _run(
+        _spec(),
+        ports=_ports(
+            postfix,
+            dovecots["wrongname"],
+            smtp=postfix.listeners["smtp-wrongname"].port,
+        ),
+        services=("smtp", "imaps", "pop3s"),
+        ca_file=test_ca.path,
+    )
+    for service in ("smtp", "imaps", "pop3s"):
+        (name,) = report.by_check(f"tls.{service}.name")
+        assert name.status == Status.ERROR
+        assert name.found == "other-host.example.net"
+        assert name.expected == "mx1.good.test"
+        assert _one(report, f"tls.{service}.chain") == Status.OK
+
+
+def test_untrusted_ca(postfix: MailHost, dovecots: dict[str, DovecotServer]) -> None:
+    report = _run(
+        _spec(),
+        ports=_ports(postfix, dovecots["valid"]),
+        services=("submissions", "pop3s"),
+    )
+    for service in ("submissions", "pop3s"):
+        (chain,) = report.by_check(f"tls.{service}.chain")
+        assert chain.status == Status.ERROR
+        assert "issuer" in (chain.found or "")
+        assert chain.fix
+
+
+def test_closed_port_is_an_error(
+    postfix: MailHost, dovecots: dict[str, DovecotServer], test_ca: TestCA
+) -> None:
+    report = _run(
+        _spec(),
+        ports={"pop3s": free_port(), "submission": dovecots["valid"].imap_port},
+        services=("pop3s", "submission"),
+        ca_file=test_ca.path,
+        timeout=2.0,
+    )
+    (pop3s,) = report.by_check("port.pop3s")
+    assert pop3s.status == Status.ERROR
+    assert "Refused" in (pop3s.found or "")
+    (wrong,) = report.by_check("port.submission")
+    assert wrong.status == Status.ERROR
+    assert "greeting" in (wrong.found or "")
+
+
+def test_unknown_recipient_fails_delivery(
+    postfix: MailHost, dovecots: dict[str, DovecotServer], test_ca: TestCA
+) -> None:
+    report = _run(
+        _spec("sales@good.test", "nobody@good.test"),
+        ports=_ports(postfix, dovecots["valid"]),
+        services=("smtp",),
+        ca_file=test_ca.path,
+    )
+    rcpts = {
+        f.subject.rsplit("<", 1)[1].rstrip(">"): f for f in report.by_check("delivery")
+    }
+    assert rcpts["sales@good.test"].status == Status.OK
+    nobody = rcpts["nobody@good.test"]
+    assert nobody.status == Status.ERROR
+    assert (nobody.found or "").startswith("550")
