@@ -168,6 +168,9 @@ class GmailTarget(Model):
     never_spam: bool = False
     api_url: str = Field("https://gmail.googleapis.com", description="API root.")
     user_id: str = Field("me", description="Gmail user id in API paths.")
+    retry_base_seconds: float = Field(
+        1.0, gt=0, description="First delay when Gmail asks to slow down."
+    )
 
 
 class IMAPTarget(TLSOptions):

@@ -1,9 +1,10 @@
 """A real Dovecot on loopback: POP3 and IMAP, plaintext and TLS ports.
 
-Users live in a passwd file (plain passwords; Dovecot 2.3 also checks an
-XOAUTH2 bearer token against that password), mail in Maildirs owned by the
-`mail` user. A private CA signs the server certificate for `localhost` and
-127.0.0.1, so clients verify the chain and the name with `ca_file`.
+Users live in passwd files, one per user (plain passwords; Dovecot 2.3
+also checks an XOAUTH2 bearer token against that password), mail in
+Maildirs owned by the `mail` user. A private CA signs the server
+certificate for `localhost` and 127.0.0.1, so clients verify the chain and
+the name with `ca_file`.
 """
 
 from __future__ import annotations
@@ -173,16 +174,17 @@ class DovecotServer:
         """Create (or update) a user; returns its password."""
         password = password or secrets.token_urlsafe(12)
         self.users[user] = password
-        lines = "".join(f"{u}:{{PLAIN}}{p}::::::\n" for u, p in self.users.items())
-        passwd = self.root / "passwd"
-        tmp = passwd.with_suffix(".tmp")
-        tmp.write_text(lines)
+        # One passwd file per user: Dovecot looks at a file it already read at
+        # most once a second, but opens a file for a new user right away.
+        folder = self.root / "passwd.d"
+        folder.mkdir(exist_ok=True)
+        os.chmod(folder, 0o755)
+        tmp = folder / f".{user}.tmp"
+        tmp.write_text(f"{user}:{{PLAIN}}{password}::::::\n")
         os.chmod(tmp, 0o644)
-        # Dovecot rereads the file when its mtime (in seconds) changes; two
-        # users added within one second need distinct stamps.
         self._stamp = max(self._stamp + 1, int(time.time()))
         os.utime(tmp, (self._stamp, self._stamp))
-        tmp.replace(passwd)
+        tmp.replace(folder / user)
         for sub in ("cur", "new", "tmp"):
             self._mkdir(self.maildir(user) / sub)
         return password
@@ -269,7 +271,7 @@ pop3_uidl_format = %08Xu%08Xv
 mail_max_userip_connections = 1000
 passdb {{
   driver = passwd-file
-  args = scheme=PLAIN username_format=%u {self.root}/passwd
+  args = scheme=PLAIN username_format=%u {self.root}/passwd.d/%u
 }}
 userdb {{
   driver = static
@@ -310,8 +312,8 @@ protocol pop3 {{
 
     def start(self) -> None:
         self.write_config()
-        (self.root / "passwd").touch()
-        os.chmod(self.root / "passwd", 0o644)
+        (self.root / "passwd.d").mkdir(exist_ok=True)
+        os.chmod(self.root / "passwd.d", 0o755)
         self.process = subprocess.Popen(
             [DOVECOT, "-F", "-c", str(self.config_path)],
             stdout=subprocess.DEVNULL,

@@ -9,6 +9,7 @@ from collections.abc import Iterator
 import pytest
 
 from tests.servers.dovecot import dovecot  # noqa: F401 - a fixture
+from tests.sidecar.gmail_standin import GmailStandIn
 from tests.sidecar.helpers import SmtpSink
 
 _users = itertools.count(1)
@@ -28,3 +29,14 @@ def smtp_sink() -> Iterator[SmtpSink]:
         yield sink
     finally:
         sink.stop()
+
+
+@pytest.fixture
+def gmail() -> Iterator[GmailStandIn]:
+    """The local stand-in for Gmail's API (Google is unreachable here)."""
+    standin = GmailStandIn()
+    standin.start()
+    try:
+        yield standin
+    finally:
+        standin.stop()

@@ -50,5 +50,6 @@ def make_target(account: Account) -> Target:
         return IMAPDelivery(settings, settings.username or account.deliver_to)
     from .gmail import GmailDelivery
 
-    assert account.gmail_api is not None
-    return GmailDelivery(account.gmail_api)
+    gmail = account.gmail_api
+    assert gmail is not None
+    return GmailDelivery(gmail, retry_base=gmail.retry_base_seconds)
