@@ -21,7 +21,7 @@ import pytest
 
 from tests.render.hosts import TEST_PASSWORDS, MailHostUnderTest
 from tests.render.specs import COM, NET, spec
-from tests.servers.common import LOOPBACK, OUTSIDE, free_port, server_dir, remove_dir
+from tests.servers.common import LOOPBACK, OUTSIDE, free_port, remove_dir, server_dir
 from tests.servers.postfix import SinkMessage, SmtpSink
 
 pytestmark = pytest.mark.servers

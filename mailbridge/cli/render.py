@@ -1,0 +1,68 @@
+"""`mailbridge render`: write a mail host's configuration from specs."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+
+from mailbridge.cli.common import emit_json, json_option
+from mailbridge.errors import InputError
+from mailbridge.render import HostOptions, render_host, write_tree
+from mailbridge.secrets import SecretStore
+from mailbridge.spec import load_specs
+
+
+@click.command("render")
+@click.argument("specs", nargs=-1, required=True, type=click.Path(path_type=Path))
+@click.argument("outdir", type=click.Path(path_type=Path, file_okay=False))
+@click.option(
+    "--host",
+    "hostname",
+    help="Render only the specs whose mail_host.hostname is this name.",
+)
+@click.option(
+    "--root",
+    default="/",
+    show_default=True,
+    help="Folder that stands for / in the paths inside the configs.",
+)
+@json_option
+def command(
+    specs: tuple[Path, ...],
+    outdir: Path,
+    hostname: str | None,
+    root: str,
+    as_json: bool,
+) -> None:
+    """Render the mail host of SPECS (files or folders) into OUTDIR.
+
+    Secrets come from MAILBRIDGE_SECRET_<NAME> environment variables.
+    """
+    loaded = [item.spec for item in load_specs(specs)]
+    if hostname is not None:
+        loaded = [s for s in loaded if s.mail_host.hostname == hostname.lower()]
+        if not loaded:
+            raise InputError.single(
+                f"no spec names {hostname} as its mail host",
+                path=("mail_host", "hostname"),
+                found=hostname,
+                fix="check the name given to --host",
+            )
+    options = HostOptions(root=root, hostname=hostname.lower() if hostname else None)
+    files = render_host(loaded, SecretStore(), options)
+    target = write_tree(files, outdir)
+    if as_json:
+        emit_json(
+            {
+                "outdir": str(target),
+                "files": [
+                    {"path": p, "mode": f"{f.mode:04o}", "group": f.group}
+                    for p, f in files.items()
+                ],
+            }
+        )
+        return
+    for path, item in files.items():
+        click.echo(f"{item.mode:04o}  {item.group or '-':8}  {path}")
+    click.echo(f"{len(files)} files written to {target}")

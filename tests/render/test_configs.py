@@ -1,0 +1,77 @@
+"""The real programs accept the rendered files of the example specs."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from mailbridge.render import HostOptions, render_host, write_tree
+from mailbridge.secrets import SecretStore
+from mailbridge.spec import load_specs
+from tests.render.hosts import make_dkim_key, make_tls
+from tests.render.test_golden import SECRETS
+from tests.servers.common import remove_dir, run, server_dir
+from tests.servers.postfix import (
+    allowed_config_directory,
+    postconf_n,
+    postfix_check,
+    prepare_runtime,
+)
+
+pytestmark = pytest.mark.servers
+
+
+@pytest.fixture(scope="module", params=["example.com", "example.net"])
+def rendered(request: pytest.FixtureRequest) -> Iterator[Path]:
+    """A production render of one example spec, below a test folder."""
+    stacks = Path(__file__).resolve().parents[2] / "stacks"
+    spec = next(s.spec for s in load_specs([stacks]) if s.spec.domain == request.param)
+    root = server_dir("configs")
+    options = HostOptions(root=str(root), password_cost=4)
+    write_tree(render_host([spec], SecretStore(SECRETS, environ={}), options), root)
+    host = spec.mail_host.hostname
+    make_tls(
+        host,
+        Path(options.cert_path(host)),
+        Path(options.key_path(host)),
+    )
+    assert spec.dkim is not None
+    for sel in spec.dkim.selectors:
+        make_dkim_key(root / f"etc/opendkim/keys/{spec.domain}/{sel.name}.key", None)
+    prepare_runtime(root)
+    try:
+        with allowed_config_directory(root / "etc/postfix"):
+            yield root
+    finally:
+        remove_dir(root)
+
+
+def test_postfix_check_reports_nothing(rendered: Path) -> None:
+    done = postfix_check(rendered / "etc/postfix")
+
+    assert done.returncode == 0
+    assert done.stdout + done.stderr == ""
+
+
+def test_postconf_reports_nothing(rendered: Path) -> None:
+    done = postconf_n(rendered / "etc/postfix")
+
+    assert done.returncode == 0
+    assert done.stderr == ""
+    assert "smtp_tls_security_level = dane" in done.stdout
+
+
+def test_doveconf_parses(rendered: Path) -> None:
+    done = run(["doveconf", "-c", str(rendered / "etc/dovecot/dovecot.conf"), "-n"])
+
+    assert done.returncode == 0, done.stderr
+    assert done.stderr == ""
+    assert "ssl = required" in done.stdout
+
+
+def test_opendkim_accepts_its_config(rendered: Path) -> None:
+    done = run(["opendkim", "-n", "-x", str(rendered / "etc/opendkim.conf")])
+
+    assert done.returncode == 0, done.stdout + done.stderr
