@@ -86,7 +86,9 @@ def canonical_values(
     rdtype = dns.rdatatype.from_text(rtype)
     base = dns.name.from_text(origin) if origin else dns.name.root
     texts = {
-        dns.rdata.from_text(dns.rdataclass.IN, rdtype, value, origin=base).to_text()
+        dns.rdata.from_text(
+            dns.rdataclass.IN, rdtype, value, origin=base, relativize=False
+        ).to_text()
         for value in values
     }
     return tuple(sorted(texts))

@@ -58,6 +58,7 @@ class ChangedStack:
             "stack": self.stack.name,
             "stack_file": self.stack.stack_file,
             "spec": self.stack.spec,
+            "peers": list(self.stack.peers),
             "changed": self.reasons,
         }
 
