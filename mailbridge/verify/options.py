@@ -70,7 +70,6 @@ class VerifyOptions(BaseModel):
         None, description="Fetch the MTA-STS policy from this address instead."
     )
     mta_sts_port: int = Field(443, ge=1, le=65535)
-    keys_dir: Path | None = Field(None, description="Deployed DKIM keys.")
     latency_target_ms: float = Field(200.0, gt=0)
     expiry_warning_days: int = Field(21, ge=0)
     concurrency: int = Field(32, ge=1, description="Domains checked at once.")

@@ -6,6 +6,7 @@ import asyncio
 import logging
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 
 from mailbridge.dns.dkim import load_keys
 from mailbridge.dns.policy import mta_sts_policy
@@ -35,10 +36,14 @@ class Subject:
     records: tuple[Record, ...] = field(default=())
 
     @classmethod
-    def from_spec(cls, spec: DomainSpec, options: VerifyOptions) -> Subject:
-        """Expected records built the way a deploy builds them."""
-        keys = load_keys(options.keys_dir, spec) if options.keys_dir else {}
-        records = build_records(spec, keys, keys_dir=options.keys_dir)
+    def from_spec(cls, spec: DomainSpec, keys_dir: Path | None) -> Subject:
+        """Expected records built the way a deploy builds them.
+
+        `keys_dir` holds the deployed DKIM keys; without it (or without a
+        key there) the live DKIM record is checked for a key, not compared.
+        """
+        keys = load_keys(keys_dir, spec) if keys_dir and keys_dir.is_dir() else {}
+        records = build_records(spec, keys, keys_dir=keys_dir)
         return cls(spec.domain, spec, tuple(records))
 
 

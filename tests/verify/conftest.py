@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 
 from tests.verify.certs import TestCA
+from tests.verify.world import World, build_world
 
 
 @pytest.fixture(scope="session")
@@ -31,3 +32,10 @@ def ca_leaves(test_ca: TestCA) -> Iterator[dict[str, object]]:
 @pytest.fixture
 def ca_path(test_ca: TestCA) -> Path:
     return test_ca.path
+
+
+@pytest.fixture(scope="module")
+def world(tmp_path_factory: pytest.TempPathFactory, test_ca: TestCA) -> Iterator[World]:
+    """Knot with the good and broken zones, and the MTA-STS policy server."""
+    with build_world(tmp_path_factory, test_ca) as running:
+        yield running

@@ -18,6 +18,11 @@ ns1 A 127.0.0.1
 
 
 def make_spec(domain: str, ip: str, **extra: object) -> DomainSpec:
+    return DomainSpec.model_validate(spec_data(domain, ip, **extra))
+
+
+def spec_data(domain: str, ip: str, **extra: object) -> dict[str, object]:
+    """A spec as the YAML file would hold it."""
     data: dict[str, object] = {
         "version": 1,
         "domain": domain,
@@ -25,7 +30,7 @@ def make_spec(domain: str, ip: str, **extra: object) -> DomainSpec:
         "forwarders": [{"address": f"sales@{domain}", "to": ["owner@gmail.com"]}],
     }
     data.update(extra)
-    return DomainSpec.model_validate(data)
+    return data
 
 
 Edit = Callable[[Record], Record | None]

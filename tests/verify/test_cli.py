@@ -1,0 +1,136 @@
+"""`mailbridge verify` as a user runs it: specs, bare domains, JSON, exit codes."""
+
+from __future__ import annotations
+
+import json
+import os
+import select
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from tests.verify.world import World
+
+pytestmark = pytest.mark.servers
+
+
+def _cli(world: World, *args: str) -> subprocess.CompletedProcess[str]:
+    command = [
+        sys.executable,
+        "-m",
+        "mailbridge",
+        "verify",
+        *args,
+        "--resolver",
+        f"127.0.0.1:{world.knot.port}",
+        "--no-tls",
+        "--mta-sts-address",
+        f"127.0.0.1:{world.policy.port}",
+        "--ca-file",
+        str(world.ca.path),
+        "--keys",
+        str(world.keys),
+    ]
+    return subprocess.run(command, capture_output=True, text=True, timeout=120)
+
+
+def test_good_spec_exits_0_with_json(world: World, tmp_path: Path) -> None:
+    spec = world.write_spec("good.test", tmp_path)
+    done = _cli(world, str(spec), "--json")
+    assert done.returncode == 0, done.stderr + done.stdout
+    data = json.loads(done.stdout)
+    assert data["ok"] is True
+    (domain,) = data["domains"]
+    assert domain["domain"] == "good.test"
+    assert domain["status"] == "ok"
+    checks = {f["check"] for f in domain["findings"]}
+    assert {"mx", "spf.lookups", "dkim.s1", "ptr", "mta-sts.mx"} <= checks
+    first = domain["findings"][0]
+    assert set(first) >= {"check", "subject", "status", "expected", "found", "why"}
+
+
+def test_drifted_spec_exits_1_and_says_how_to_fix(world: World, tmp_path: Path) -> None:
+    world.write_spec("good.test", tmp_path)
+    world.write_spec("drift.test", tmp_path)
+    done = _cli(world, str(tmp_path))
+    assert done.returncode == 1, done.stderr
+    out = done.stdout
+    assert "drift.test  ERROR" in out
+    assert "good.test  OK" in out
+    assert "expected: 10 mx1.drift.test." in out
+    assert "found:    10 mx9.drift.test." in out
+    assert "fix:" in out
+    assert "2 domains verified, 1 with errors" in out
+
+
+def test_bare_domain(world: World) -> None:
+    done = _cli(world, "good.test", "--json", "--show-ok")
+    assert done.returncode == 0, done.stderr + done.stdout
+    (domain,) = json.loads(done.stdout)["domains"]
+    assert any(f["check"] == "mta-sts.txt" for f in domain["findings"])
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["good.test", "--ports", "smtp=abc"], "service=port"),
+        (["good.test", "--services", "smtp,gopher"], "unknown services"),
+        (["not a domain"], "neither a spec file nor a domain"),
+    ],
+)
+def test_bad_input_exits_2(world: World, args: list[str], message: str) -> None:
+    done = _cli(world, *args)
+    assert done.returncode == 2
+    assert message in done.stderr
+    assert "Traceback" not in done.stderr
+
+
+def test_progress_bar_on_a_terminal(world: World, tmp_path: Path) -> None:
+    """stderr is a pseudo-terminal: the bar shows how many domains are done."""
+    for domain in ("good.test", "void.test", "lookups.test"):
+        world.write_spec(domain, tmp_path)
+    leader, follower = os.openpty()
+    command = [
+        sys.executable,
+        "-m",
+        "mailbridge",
+        "verify",
+        str(tmp_path),
+        "--resolver",
+        f"127.0.0.1:{world.knot.port}",
+        "--no-tls",
+        "--mta-sts-address",
+        f"127.0.0.1:{world.policy.port}",
+        "--ca-file",
+        str(world.ca.path),
+    ]
+    env = {**os.environ, "COLUMNS": "100", "TERM": "xterm"}
+    with subprocess.Popen(
+        command, stdout=subprocess.PIPE, stderr=follower, env=env
+    ) as process:
+        os.close(follower)
+        screen = b""
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            ready, _, _ = select.select([leader], [], [], 0.5)
+            if ready:
+                try:
+                    chunk = os.read(leader, 65536)
+                except OSError:
+                    break
+                if not chunk:
+                    break
+                screen += chunk
+            elif process.poll() is not None:
+                break
+        assert process.stdout is not None
+        out = process.stdout.read().decode()
+        process.wait(timeout=30)
+    os.close(leader)
+    text = screen.decode(errors="replace")
+    assert "verify" in text
+    assert "3/3" in text
+    assert "3 domains verified" in out
