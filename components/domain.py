@@ -11,12 +11,9 @@ import pulumi
 from components.dkim import DkimKey, DkimKeyArgs
 from components.dns import DnsRecords, DnsRecordsArgs
 from components.host import MailHost, MailHostArgs
+from mailbridge.deploy.policy import PEERS_PROP, SPEC_PROP
 from mailbridge.render import HostOptions
 from mailbridge.spec.models import DomainSpec, SelectorState
-
-# Input names the policy pack reads the specs from (see policies/).
-SPEC_PROP = "mailbridgeSpec"
-PEERS_PROP = "mailbridgePeers"
 
 
 def spec_json(spec: DomainSpec) -> str:

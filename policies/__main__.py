@@ -1,0 +1,68 @@
+"""The mailbridge policy pack: `mailbridge check`'s rules on a stack's resources.
+
+One policy per rule id, mandatory for rules whose findings are errors (a
+loop, an SPF record over its lookup budget, a weak DKIM key, a fetch job
+without TLS...), advisory for the others. Run it with
+`pulumi preview --policy-pack policies`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from pulumi_policy import (
+    EnforcementLevel,
+    PolicyPack,
+    ReportViolation,
+    ResourceValidationArgs,
+    ResourceValidationPolicy,
+)
+
+from mailbridge.deploy.policy import (
+    DKIM_KEY_TYPE,
+    PEERS_PROP,
+    SPEC_PROP,
+    key_violations,
+    spec_violations,
+)
+from mailbridge.errors import Severity
+from mailbridge.routing import RULES, Rule
+
+Validate = Callable[[ResourceValidationArgs, ReportViolation], None]
+
+
+def _validator(rule: Rule) -> Validate:
+    def validate(args: ResourceValidationArgs, report: ReportViolation) -> None:
+        spec = args.props.get(SPEC_PROP)
+        if isinstance(spec, str):
+            peers = [p for p in args.props.get(PEERS_PROP) or [] if isinstance(p, str)]
+            for message in spec_violations(rule.id, spec, peers):
+                report(message, None)
+        elif rule.id == "dkim-weak" and args.resource_type == DKIM_KEY_TYPE:
+            props = args.props
+            for message in key_violations(
+                str(props["selector"]), str(props["algorithm"]), int(props["bits"])
+            ):
+                report(message, None)
+
+    return validate
+
+
+def _level(rule: Rule) -> EnforcementLevel:
+    if rule.severity == Severity.ERROR:
+        return EnforcementLevel.MANDATORY
+    return EnforcementLevel.ADVISORY
+
+
+PolicyPack(
+    name="mailbridge",
+    policies=[
+        ResourceValidationPolicy(
+            name=rule.id,
+            description=rule.summary,
+            validate=_validator(rule),
+            enforcement_level=_level(rule),
+        )
+        for rule in RULES.values()
+    ],
+)
