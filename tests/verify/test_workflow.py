@@ -1,0 +1,118 @@
+"""The GitHub Actions workflow parses, has its jobs, and calls what exists.
+
+GitHub's runners cannot run here; this checks the file's structure and that
+every script, `mailbridge` command and option it names is real.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import shlex
+from pathlib import Path
+from typing import Any
+
+import click
+import pytest
+import yaml
+
+from mailbridge.cli.main import LazyGroup
+
+ROOT = Path(__file__).resolve().parents[2]
+WORKFLOW = ROOT / ".github" / "workflows" / "mailbridge.yml"
+
+
+@pytest.fixture(scope="module")
+def workflow() -> dict[str, Any]:
+    data: dict[Any, Any] = yaml.safe_load(WORKFLOW.read_text())
+    # YAML 1.1 reads the key `on` as True.
+    data["on"] = data.pop(True, data.get("on"))
+    return data
+
+
+def _runs(workflow: dict[str, Any]) -> list[tuple[str, str]]:
+    return [
+        (name, step["run"])
+        for name, job in workflow["jobs"].items()
+        for step in job["steps"]
+        if "run" in step
+    ]
+
+
+def _commands(script: str) -> list[list[str]]:
+    """Each shell command of a `run:` block, split into words."""
+    joined = script.replace("\\\n", " ")
+    commands = []
+    for line in joined.splitlines():
+        for part in re.split(r"\s*(?:\|\||&&|;|\|)\s*", line.strip()):
+            if part and not part.startswith("#"):
+                try:
+                    commands.append(shlex.split(part))
+                except ValueError:
+                    continue
+    return commands
+
+
+def test_triggers_and_jobs(workflow: dict[str, Any]) -> None:
+    triggers = workflow["on"]
+    assert "pull_request" in triggers
+    assert triggers["push"]["branches"] == ["main"]
+    assert triggers["schedule"][0]["cron"]
+    jobs = workflow["jobs"]
+    assert set(jobs) >= {"test", "changes", "preview", "comment", "deploy", "verify"}
+    assert "pull_request" in jobs["preview"]["if"]
+    assert "push" in jobs["deploy"]["if"]
+    assert "schedule" in jobs["verify"]["if"]
+    assert jobs["preview"]["needs"] == ["changes"]
+    assert jobs["deploy"]["needs"] == ["changes"]
+    assert jobs["verify"]["permissions"]["issues"] == "write"
+    assert jobs["comment"]["permissions"]["pull-requests"] == "write"
+
+
+def test_pulumi_steps_use_the_policy_pack(workflow: dict[str, Any]) -> None:
+    seen = set()
+    for _, script in _runs(workflow):
+        for words in _commands(script):
+            if words and words[0] == "pulumi":
+                seen.add(words[1])
+                assert "--policy-pack" in words
+                policy = words[words.index("--policy-pack") + 1]
+                assert (ROOT / policy / "PulumiPolicy.yaml").is_file()
+    assert seen == {"preview", "up"}
+
+
+def test_every_script_it_runs_exists(workflow: dict[str, Any]) -> None:
+    scripts = set()
+    for _, script in _runs(workflow):
+        scripts.update(re.findall(r"(?<![\w/.])scripts/[\w.-]+", script))
+    assert {"scripts/test", "scripts/bootstrap", "scripts/pulumi-engine"} <= scripts
+    for name in scripts:
+        path = ROOT / name
+        assert path.is_file(), f"{name} is named in the workflow but missing"
+        assert os.access(path, os.X_OK), f"{name} is not executable"
+
+
+def _options(command: click.Command) -> set[str]:
+    names = {"--help", "-h"}
+    for param in command.params:
+        names.update(param.opts)
+        names.update(param.secondary_opts)
+    return names
+
+
+def test_every_mailbridge_command_and_option_exists(workflow: dict[str, Any]) -> None:
+    used: dict[str, set[str]] = {}
+    for _, script in _runs(workflow):
+        for words in _commands(script):
+            if not words or not words[0].endswith("bin/mailbridge"):
+                continue
+            used.setdefault(words[1], set()).update(
+                w.split("=")[0] for w in words[2:] if w.startswith("-")
+            )
+    assert {"stacks", "check", "graph", "verify"} <= set(used)
+    assert "--changed-since" in used["stacks"]
+    for name, options in used.items():
+        command = LazyGroup._load(name)
+        assert command is not None, f"mailbridge {name} does not exist"
+        missing = options - _options(command)
+        assert not missing, f"mailbridge {name} has no {sorted(missing)}"
