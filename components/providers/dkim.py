@@ -192,6 +192,9 @@ def _published_texts(props: dict[str, Any]) -> list[str]:
 def _confirm(props: dict[str, Any]) -> dict[str, Any]:
     deadline = time.monotonic() + float(props.get("timeout", 60))
     expected = props["expected"]
+    if not expected:
+        # A retired selector: nothing is published, nothing may sign.
+        return {**plain(props), "confirmed": False}
     while True:
         texts = _published_texts(props)
         if expected in texts:

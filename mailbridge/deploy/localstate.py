@@ -1,0 +1,75 @@
+"""The embedded default's local state: stack config kept out of the repo.
+
+`scripts/up` keeps each stack's working config (passphrase salt, encrypted
+secrets) under `.pulumi-state/stacks/`, so the tracked `stacks/Pulumi.*.yaml`
+never changes on a user's machine. Before each run the tracked settings are
+copied over the working ones; secrets and the salt stay.
+
+    python -m mailbridge.deploy.localstate merge TRACKED WORKING
+    python -m mailbridge.deploy.localstate missing-secrets SPEC WORKING
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from mailbridge.deploy.program import secret_refs
+from mailbridge.spec import load_spec
+from mailbridge.spec.types import secret_name
+
+SECRETS_KEY = "mailbridge:secrets"
+
+
+def _read(path: Path) -> dict[str, Any]:
+    if not path.exists():
+        return {}
+    data = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+    if not isinstance(data, dict):
+        raise ValueError(f"{path} is not a Pulumi stack file (a mapping)")
+    return data
+
+
+def merge(tracked: dict[str, Any], working: dict[str, Any]) -> dict[str, Any]:
+    """The working stack file with the tracked config on top of its own.
+
+    Keys of the working file that the tracked one lacks (the salt, the
+    encrypted `mailbridge:secrets`) are kept.
+    """
+    result = dict(working)
+    for key, value in tracked.items():
+        if key != "config":
+            result.setdefault(key, value)
+    config = dict(working.get("config") or {})
+    config.update(tracked.get("config") or {})
+    result["config"] = config
+    return result
+
+
+def missing_secrets(spec_path: Path, working: dict[str, Any]) -> list[str]:
+    """Names of the spec's secrets that the working config has no value for."""
+    spec = load_spec(spec_path).spec
+    have = (working.get("config") or {}).get(SECRETS_KEY) or {}
+    return [secret_name(r) for r in secret_refs(spec) if secret_name(r) not in have]
+
+
+def main(argv: list[str]) -> int:
+    if len(argv) == 3 and argv[0] == "merge":
+        tracked, working = Path(argv[1]), Path(argv[2])
+        merged = merge(_read(tracked), _read(working))
+        working.parent.mkdir(parents=True, exist_ok=True)
+        working.write_text(yaml.safe_dump(merged, sort_keys=False), encoding="utf-8")
+        return 0
+    if len(argv) == 3 and argv[0] == "missing-secrets":
+        for name in missing_secrets(Path(argv[1]), _read(Path(argv[2]))):
+            sys.stdout.write(name + "\n")
+        return 0
+    sys.stderr.write(__doc__ or "")
+    return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))
