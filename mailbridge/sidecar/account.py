@@ -10,7 +10,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from .config import Account
-from .errors import PermanentError, SidecarError
+from .errors import PermanentError, SidecarError, TemporaryError
 from .message import SpooledMessage
 from .metrics import SidecarMetrics
 from .oauth import TokenSource
@@ -356,6 +356,10 @@ class AccountPoller:
             target_id = self._target.deliver(message, envelope)
         except PermanentError as err:
             return self._quarantine_message(message, uidl, str(err))
+        except TemporaryError as err:
+            if err.not_delivered:
+                self._store.mark(self.name, uidl, MessageState.SPOOLED)
+            raise
         return self._confirm(
             message, uidl, key, target_id, MessageState.DELIVERED, started, None
         )

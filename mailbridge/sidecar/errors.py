@@ -14,9 +14,18 @@ class TemporaryError(SidecarError):
 
     kind = "temporary"
 
-    def __init__(self, message: str, *, retry_after: float | None = None) -> None:
+    def __init__(
+        self,
+        message: str,
+        *,
+        retry_after: float | None = None,
+        not_delivered: bool = False,
+    ) -> None:
         super().__init__(message)
         self.retry_after = retry_after
+        # True when the target surely did not take the message (an SMTP 4xx,
+        # a break before the final dot): no probe or warning is needed later.
+        self.not_delivered = not_delivered
 
 
 class NetworkError(TemporaryError):

@@ -71,18 +71,24 @@ class SMTPDelivery:
 
     def deliver(self, message: SpooledMessage, envelope: Envelope) -> str | None:
         smtp = self._session()
+        sent_dot = False
         try:
             self._check(smtp.mail(envelope.sender), "MAIL FROM", smtp)
             self._check(smtp.rcpt(envelope.recipient), "RCPT TO", smtp)
             self._check(smtp.docmd("DATA"), "DATA", smtp, expect=354)
             self._stream(smtp, message)
+            sent_dot = True
             code, reply = smtp.getreply()
+        except TemporaryError as err:
+            err.not_delivered = True
+            raise
         except (smtplib.SMTPServerDisconnected, OSError) as err:
             self.close()
             raise NetworkError(
-                f"smtp host={self._settings.host} connection broke: {err}"
+                f"smtp host={self._settings.host} connection broke: {err}",
+                not_delivered=not sent_dot,
             ) from err
-        self._check((code, reply), "end of DATA", smtp)
+        self._check((code, reply), "end of DATA", smtp, final=True)
         return reply.decode("utf-8", "replace")
 
     def _stream(self, smtp: smtplib.SMTP, message: SpooledMessage) -> None:
@@ -115,7 +121,11 @@ class SMTPDelivery:
         step: str,
         smtp: smtplib.SMTP,
         expect: int | None = None,
+        final: bool = False,
     ) -> None:
+        """Raise for a reply other than `expect` (or 2xx). A 4xx means the
+        server did not take the message; a lost reply after the final dot
+        (code -1) leaves that open."""
         code, text = reply
         if (expect is not None and code == expect) or (
             expect is None and 200 <= code < 300
@@ -131,8 +141,13 @@ class SMTPDelivery:
             raise PermanentError(f"smtp host={host} {step} rejected: {detail}")
         if code == -1 or code == 421:
             self.close()
-            raise NetworkError(f"smtp host={host} {step} failed: {detail}")
-        raise TemporaryError(f"smtp host={host} {step} deferred: {detail}")
+            raise NetworkError(
+                f"smtp host={host} {step} failed: {detail}",
+                not_delivered=not final or code == 421,
+            )
+        raise TemporaryError(
+            f"smtp host={host} {step} deferred: {detail}", not_delivered=True
+        )
 
     def close(self) -> None:
         smtp, self._smtp = self._smtp, None
