@@ -73,7 +73,7 @@ def test_pulumi_steps_use_the_policy_pack(workflow: dict[str, Any]) -> None:
     seen = set()
     for _, script in _runs(workflow):
         for words in _commands(script):
-            if words and words[0] == "pulumi":
+            if words and words[0] == "pulumi" and words[1] != "stack":
                 seen.add(words[1])
                 assert "--policy-pack" in words
                 policy = words[words.index("--policy-pack") + 1]
@@ -81,11 +81,25 @@ def test_pulumi_steps_use_the_policy_pack(workflow: dict[str, Any]) -> None:
     assert seen == {"preview", "up"}
 
 
+def test_deploy_uses_scripts_up_without_a_team_backend(
+    workflow: dict[str, Any],
+) -> None:
+    script = "\n".join(s for job, s in _runs(workflow) if job == "deploy")
+    ups = [w for w in _commands(script) if w and w[0] == "scripts/up"]
+    assert ups == [["scripts/up", "$STACK", "--policy-pack", "policies"]]
+
+
 def test_every_script_it_runs_exists(workflow: dict[str, Any]) -> None:
     scripts = set()
     for _, script in _runs(workflow):
         scripts.update(re.findall(r"(?<![\w/.])scripts/[\w.-]+", script))
-    assert {"scripts/test", "scripts/bootstrap", "scripts/pulumi-engine"} <= scripts
+    expected = {
+        "scripts/test",
+        "scripts/bootstrap",
+        "scripts/pulumi-engine",
+        "scripts/up",
+    }
+    assert expected <= scripts
     for name in scripts:
         path = ROOT / name
         assert path.is_file(), f"{name} is named in the workflow but missing"
