@@ -5,6 +5,9 @@ from __future__ import annotations
 import stat
 from pathlib import Path
 
+import pulumi
+import pytest
+
 from tests.pulumi.conftest import EXAMPLE_SECRETS, Deploy
 from tests.pulumi.mocks import monitor_urns
 
@@ -107,3 +110,14 @@ def test_published_selector_does_not_sign(project: Path, deploy: Deploy) -> None
         "s2026b._domainkey.example.com",
     }
     assert all(c.outputs["confirmed"] for c in confirmations)
+
+
+def test_bad_spec_stops_the_run_with_its_problems(
+    project: Path, deploy: Deploy
+) -> None:
+    spec = project / "stacks/example.com.yaml"
+    spec.write_text(spec.read_text().replace("domain: example.com", "domain: -bad-"))
+    with pytest.raises(pulumi.RunError) as err:
+        deploy(project)
+    assert "example.com.yaml:3" in str(err.value)
+    assert "domain" in str(err.value)
