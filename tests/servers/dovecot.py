@@ -57,9 +57,10 @@ class TestCertificates:
 
 
 def make_certificates(
-    folder: Path, names: tuple[str, ...] = ("localhost",)
+    folder: Path, names: tuple[str, ...] = ("localhost",), *, loopback: bool = True
 ) -> TestCertificates:
-    """Write a CA and a server certificate for `names` and 127.0.0.1."""
+    """Write a CA and a server certificate for `names` (and 127.0.0.1 unless
+    `loopback` is false)."""
     import ipaddress
 
     from cryptography import x509
@@ -100,7 +101,8 @@ def make_certificates(
     )
     key = ec.generate_private_key(ec.SECP256R1())
     alt_names: list[x509.GeneralName] = [x509.DNSName(n) for n in names]
-    alt_names.append(x509.IPAddress(ipaddress.ip_address("127.0.0.1")))
+    if loopback:
+        alt_names.append(x509.IPAddress(ipaddress.ip_address("127.0.0.1")))
     cert = (
         x509.CertificateBuilder()
         .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, names[0])]))
