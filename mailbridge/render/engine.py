@@ -62,6 +62,20 @@ def outputs(plan: HostPlan, options: HostOptions) -> list[Output]:
             Output("etc/opendkim/TrustedHosts", "opendkim/TrustedHosts.j2"),
             Output("etc/opendkim/policy.lua", "opendkim/policy.lua.j2"),
         ]
+    if plan.dkim_keys and options.arc:
+        files += [
+            Output("etc/rspamd/local.d/arc.conf", "rspamd/arc.conf.j2"),
+            Output("etc/rspamd/override.d/actions.conf", "rspamd/actions.conf.j2"),
+            Output("etc/rspamd/override.d/options.inc", "rspamd/options.inc.j2"),
+        ]
+        files += [
+            Output(f"etc/rspamd/override.d/{name}", f"rspamd/{name}.j2")
+            for name in (
+                "worker-proxy.inc",
+                "worker-normal.inc",
+                "worker-controller.inc",
+            )
+        ]
     if plan.srs is not None:
         files += [
             Output("etc/default/postsrsd", "postsrsd/postsrsd.j2"),

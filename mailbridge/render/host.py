@@ -94,6 +94,18 @@ class HostPlan:
     def dkim_domains(self) -> tuple[str, ...]:
         return tuple(sorted({key.domain for key in self.dkim_keys}))
 
+    @property
+    def arc_keys(self) -> tuple[DkimKey, ...]:
+        """The key that seals ARC for each domain: its first active one."""
+        first: dict[str, DkimKey] = {}
+        for key in self.dkim_keys:
+            first.setdefault(key.domain, key)
+        return tuple(first[d] for d in sorted(first))
+
+    @property
+    def arc_domains(self) -> tuple[str, ...]:
+        return tuple(key.domain for key in self.arc_keys)
+
 
 # Gmail asks bulk senders to go slowly; forwarded mail goes through the
 # `gmail` transport, whose limits main.cf sets.

@@ -50,6 +50,10 @@ class HostOptions:
     imap_port: int = 143
     imaps_port: int = 993
     opendkim_port: int = 8891
+    arc: bool = True
+    rspamd_milter_port: int = 11332
+    rspamd_normal_port: int = 11333
+    rspamd_controller_port: int = 11334
     srs_forward_port: int = 10001
     srs_reverse_port: int = 10002
     mynetworks: tuple[str, ...] = ("127.0.0.0/8", "[::1]/128")

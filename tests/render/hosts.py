@@ -42,6 +42,11 @@ from tests.servers.postfix import (
 
 DOVECOT = shutil.which("dovecot") or "/usr/sbin/dovecot"
 OPENDKIM = shutil.which("opendkim") or "/usr/sbin/opendkim"
+RSPAMD = shutil.which("rspamd") or "/usr/bin/rspamd"
+RSPAMD_USER = "_rspamd"
+# rspamd compiles its patterns (hyperscan) for about half a minute on a
+# fresh data folder; the compiled files are kept here between test runs.
+RSPAMD_CACHE = Path("/var/cache/mailbridge-tests/rspamd-hs")
 POSTSRSD = shutil.which("postsrsd") or "/usr/sbin/postsrsd"
 # The same command line as Debian's postsrsd-systemd-launcher, reading the
 # rendered settings file instead of /etc/default/postsrsd.
@@ -113,8 +118,11 @@ def make_tls(hostname: str, cert_path: Path, key_path: Path) -> None:
     key_path.chmod(0o600)
 
 
-def make_dkim_key(path: Path, owner: str | None) -> str:
-    """An RSA DKIM key at `path`; returns its DNS TXT value (RFC 6376)."""
+def make_dkim_key(path: Path, owner: str | None, group: str | None = None) -> str:
+    """An RSA DKIM key at `path`; returns its DNS TXT value (RFC 6376).
+
+    With `group`, that group may read it too (rspamd seals ARC with it).
+    """
     key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_bytes(
@@ -124,9 +132,9 @@ def make_dkim_key(path: Path, owner: str | None) -> str:
             serialization.NoEncryption(),
         )
     )
-    path.chmod(0o600)
-    if owner is not None:
-        shutil.chown(path, user=owner)
+    path.chmod(0o600 if group is None else 0o640)
+    if owner is not None or group is not None:
+        shutil.chown(path, user=owner, group=group)  # type: ignore[call-overload]
     public = key.public_key().public_bytes(
         serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo
     )
@@ -144,6 +152,9 @@ PORT_NAMES = (
     "opendkim_port",
     "srs_forward_port",
     "srs_reverse_port",
+    "rspamd_milter_port",
+    "rspamd_normal_port",
+    "rspamd_controller_port",
 )
 
 
@@ -189,18 +200,23 @@ class MailHostUnderTest:
                 continue
             for sel in spec.dkim.selectors:
                 key = self.path(f"{self.options.keys_dir}/{spec.domain}/{sel.name}.key")
-                txt = make_dkim_key(key, self.options.opendkim_user)
+                group = RSPAMD_USER if self.options.arc else None
+                txt = make_dkim_key(key, self.options.opendkim_user, group)
                 self.dkim_txt[f"{sel.name}._domainkey.{spec.domain}"] = txt
         for sub in (
             "run/dovecot",
             "var/lib/dovecot",
             "var/lib/postsrsd",
             "run/opendkim",
+            "run/rspamd",
+            "var/lib/rspamd",
         ):
             self.path(sub).mkdir(parents=True, exist_ok=True)
         vmail = self.path(self.options.vmail_dir)
         vmail.mkdir(parents=True, exist_ok=True)
         shutil.chown(vmail, user="mail", group="mail")
+        for sub in ("run/rspamd", "var/lib/rspamd"):
+            shutil.chown(self.path(sub), user=RSPAMD_USER, group=RSPAMD_USER)
         if self.options.opendkim_user:
             shutil.chown(self.path("run/opendkim"), user=self.options.opendkim_user)
         prepare_runtime(self.root)
@@ -241,6 +257,30 @@ class MailHostUnderTest:
             self.ports["opendkim_port"],
             None,
         )
+
+    def _start_rspamd(self) -> None:
+        """Debian's rspamd.conf with the rendered local.d and override.d."""
+        variables = {
+            "LOCAL_CONFDIR": self.path("etc/rspamd"),
+            "DBDIR": self.path("var/lib/rspamd"),
+            "RUNDIR": self.path("run/rspamd"),
+            "LOGDIR": self.path("var/log"),
+        }
+        args = [RSPAMD, "-f", "-u", RSPAMD_USER, "-g", RSPAMD_USER]
+        args += ["-c", "/etc/rspamd/rspamd.conf"]
+        for name, value in variables.items():
+            args += ["--var", f"{name}={value}"]
+        log = self.path("var/log/rspamd.log")
+        for cached in RSPAMD_CACHE.glob("*.hs*"):
+            shutil.copy2(cached, variables["DBDIR"])
+            shutil.chown(variables["DBDIR"] / cached.name, user=RSPAMD_USER)
+        try:
+            self._spawn("rspamd", args, self.ports["rspamd_milter_port"], log)
+        finally:
+            RSPAMD_CACHE.mkdir(parents=True, exist_ok=True)
+            for compiled in variables["DBDIR"].glob("*.hs*"):
+                if not (RSPAMD_CACHE / compiled.name).exists():
+                    shutil.copy2(compiled, RSPAMD_CACHE)
 
     def _start_dovecot(self) -> None:
         conf = self.path("etc/dovecot/dovecot.conf")

@@ -75,3 +75,18 @@ def test_opendkim_accepts_its_config(rendered: Path) -> None:
     done = run(["opendkim", "-n", "-x", str(rendered / "etc/opendkim.conf")])
 
     assert done.returncode == 0, done.stdout + done.stderr
+
+
+def test_rspamd_accepts_its_config(rendered: Path) -> None:
+    done = run(
+        [
+            "rspamadm",
+            f"--var=LOCAL_CONFDIR={rendered / 'etc/rspamd'}",
+            "configtest",
+            "-c",
+            "/etc/rspamd/rspamd.conf",
+        ]
+    )
+
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert "syntax OK" in done.stdout

@@ -55,7 +55,7 @@ def hosts(sink: SmtpSink) -> Iterator[tuple[MailHostUnderTest, MailHostUnderTest
                 "outside.test": to_sink,
                 "example.net": f"smtp:[{LOOPBACK}]:{host_b.smtp_port}",
             },
-            services=("postsrsd", "opendkim", "dovecot", "postfix"),
+            services=("postsrsd", "opendkim", "rspamd", "dovecot", "postfix"),
         )
         host_b.start(
             {
@@ -147,6 +147,17 @@ def dkim_valid(host: MailHostUnderTest, received: SinkMessage) -> bool:
     return bool(dkim.verify(received.raw.replace(b"\n", b"\r\n"), dnsfunc=lookup))
 
 
+def arc_result(host: MailHostUnderTest, received: SinkMessage) -> bytes:
+    """dkimpy's verdict on the ARC chain (RFC 8617) of a received message."""
+
+    def lookup(name: bytes, timeout: int = 5) -> bytes:
+        return host.dkim_txt[name.decode().rstrip(".")].encode()
+
+    raw = received.raw.replace(b"\n", b"\r\n")
+    verdict, _, _ = dkim.arc_verify(raw, dnsfunc=lookup)
+    return bytes(verdict)
+
+
 def test_forwarded_mail_reaches_gmail_with_srs_and_dkim(
     host: MailHostUnderTest, sink: SmtpSink
 ) -> None:
@@ -161,6 +172,8 @@ def test_forwarded_mail_reaches_gmail_with_srs_and_dkim(
     assert got.message["DKIM-Signature"] is not None
     assert "d=example.com" in got.message["DKIM-Signature"].replace(" ", "")
     assert dkim_valid(host, got)
+    assert arc_result(host, got) == b"pass"
+    assert "example.com" in got.message["ARC-Seal"].replace(" ", "")
     for name in ("From", "To", "Subject", "Message-ID", "X-Original-Header"):
         assert got.message[name] == msg[name]
     assert got.message.get_content().rstrip() == msg.get_content().rstrip()
