@@ -42,6 +42,9 @@ class GmailStandIn:
     client_secret: str = field(default_factory=lambda: secrets.token_urlsafe(16))
     refresh_token: str = field(default_factory=lambda: secrets.token_urlsafe(24))
     token_lifetime: int = 3600
+    # Hand out this access token instead of random ones (a POP3 server that
+    # checks tokens as passwords needs to know it).
+    fixed_token: str | None = None
     labels: list[dict[str, str]] = field(
         default_factory=lambda: [
             {"id": "INBOX", "name": "INBOX", "type": "system"},
@@ -188,7 +191,7 @@ class _Handler(BaseHTTPRequestHandler):
         ):
             self._send(400, {"error": "invalid_grant"})
             return
-        token = "ya29." + secrets.token_urlsafe(24)
+        token = state.fixed_token or "ya29." + secrets.token_urlsafe(24)
         state.tokens[token] = time.time() + state.token_lifetime
         self._send(
             200,

@@ -1,0 +1,120 @@
+"""The sidecar config: located errors, secret references, rendering."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import pytest
+import yaml
+
+from mailbridge.cli.main import main
+from mailbridge.errors import InputError
+from mailbridge.sidecar.config import SecretSource, SidecarConfig, load_config
+from mailbridge.sidecar.render import render_sidecar_config
+from mailbridge.spec import load_specs
+
+GOOD = """\
+version: 1
+accounts:
+  - name: isp
+    pop3:
+      host: pop.isp.example
+      username: alice
+      password: {file: /etc/mailbridge/secrets/isp-pop3}
+    deliver_to: alice@gmail.example
+    via: smtp
+    smtp: {host: mx1.example.com}
+"""
+
+
+def _write(tmp_path: Path, text: str) -> Path:
+    path = tmp_path / "sidecar.yaml"
+    path.write_text(text)
+    return path
+
+
+def test_a_good_config_loads(tmp_path: Path) -> None:
+    config = load_config(_write(tmp_path, GOOD))
+    account = config.accounts[0]
+    assert account.pop3.effective_port == 995
+    assert account.pop3.password == SecretSource(
+        file="/etc/mailbridge/secrets/isp-pop3"
+    )
+    assert config.state.backend == "sqlite"
+
+
+def test_every_problem_is_reported_with_its_line(tmp_path: Path) -> None:
+    text = GOOD.replace(
+        "password: {file: /etc/mailbridge/secrets/isp-pop3}",
+        "password: hunter2-inline",
+    ).replace("via: smtp", "via: pigeon")
+    with pytest.raises(InputError) as caught:
+        load_config(_write(tmp_path, text))
+    report = caught.value.to_text()
+    assert "sidecar.yaml:7:" in report and "accounts[0].pop3.password" in report
+    assert "sidecar.yaml:9:" in report and "accounts[0].via" in report
+    assert "2 problems found" in report
+
+
+def test_a_secret_needs_exactly_one_source(
+    tmp_path: Path,
+) -> None:
+    text = GOOD.replace(
+        "{file: /etc/mailbridge/secrets/isp-pop3}",
+        "{file: /etc/x, env: X}",
+    )
+    with pytest.raises(InputError) as caught:
+        load_config(_write(tmp_path, text))
+    report = caught.value.to_text()
+    assert "exactly one of `file` or `env`" in report
+    assert "sidecar.yaml:7:" in report
+
+
+def test_tls_none_without_insecure_is_refused(tmp_path: Path) -> None:
+    text = GOOD.replace("username: alice", "username: alice\n      tls: none")
+    with pytest.raises(InputError) as caught:
+        load_config(_write(tmp_path, text))
+    assert "without TLS" in caught.value.to_text()
+    assert "insecure: true" in caught.value.to_text()
+
+
+def test_secret_sources_read_files_and_environment(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    secret = tmp_path / "s"
+    secret.write_text("from-file\n")
+    assert SecretSource(file=str(secret)).read() == "from-file"
+    monkeypatch.setenv("SIDECAR_TEST_SECRET", "from-env")
+    assert SecretSource(env="SIDECAR_TEST_SECRET").read() == "from-env"
+    with pytest.raises(InputError, match="is not set"):
+        SecretSource(env="SIDECAR_TEST_MISSING").read()
+
+
+def test_render_from_the_example_specs(stacks_dir: Path) -> None:
+    specs = [loaded.spec for loaded in load_specs([stacks_dir])]
+    text = render_sidecar_config(specs)
+    assert text == render_sidecar_config(list(reversed(specs))), "deterministic"
+    data = yaml.safe_load(text)
+    config = SidecarConfig.model_validate(data)
+    jobs = [(s.domain, j) for s in specs for j in s.fetch]
+    assert [a.name for a in config.accounts] == [f"{d}-{j.name}" for d, j in jobs]
+    first = config.accounts[0]
+    domain, job = jobs[0]
+    assert first.deliver_to == job.deliver_to
+    assert first.keep_days == job.keep_days
+    assert job.pop3.password is not None
+    name = job.pop3.password.removeprefix("secret:")
+    assert first.pop3.password == SecretSource(file=f"/etc/mailbridge/secrets/{name}")
+    assert not re.search(r"['\" ]secret:[a-z]", text), "no spec reference left"
+
+
+def test_cli_reports_bad_config_with_exit_2(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    path = _write(tmp_path, GOOD.replace("version: 1", "version: 7"))
+    with pytest.raises(SystemExit) as exit_info:
+        main(["sidecar", "run", "--once", "--config", str(path)])
+    assert exit_info.value.code == 2
+    err = capsys.readouterr().err
+    assert "sidecar.yaml:1:" in err and "Traceback" not in err
