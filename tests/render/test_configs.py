@@ -90,3 +90,20 @@ def test_rspamd_accepts_its_config(rendered: Path) -> None:
 
     assert done.returncode == 0, done.stdout + done.stderr
     assert "syntax OK" in done.stdout
+
+
+def test_logins_need_tls_1_2_on_both_submission_ports(rendered: Path) -> None:
+    main_cf = run(
+        ["postconf", "-c", str(rendered / "etc/postfix"), "-h"]
+        + [
+            "smtpd_tls_mandatory_protocols",
+            "smtpd_tls_auth_only",
+        ]
+    )
+    services = run(["postconf", "-c", str(rendered / "etc/postfix"), "-P"])
+
+    assert main_cf.stdout.split() == [">=TLSv1.2", "yes"]
+    for port in ("587", "465"):
+        assert f"{port}/inet/smtpd_tls_security_level = encrypt" in services.stdout
+        assert f"{port}/inet/smtpd_sasl_auth_enable = yes" in services.stdout
+    assert "25/inet/smtpd_sasl_auth_enable" not in services.stdout
