@@ -89,6 +89,8 @@ class AccountPoller:
         pop3 = account.pop3
         self._tokens = TokenSource(pop3.oauth2) if pop3.oauth2 else None
         self.progress: ProgressCallback | None = None
+        # How many accounts this replica may lease (PostgreSQL); None: all.
+        self.share: Callable[[], int | None] = lambda: None
 
     # -- the poll -------------------------------------------------------------
 
@@ -102,7 +104,7 @@ class AccountPoller:
             self._metrics.paused.labels(self.name).set(1)
             result.status = PollStatus.PAUSED
             return result
-        if not self._store.acquire_lease(self.name, self._lease_seconds):
+        if not self._store.acquire_lease(self.name, self._lease_seconds, self.share()):
             log.debug("account leased elsewhere account=%s", self.name)
             result.status = PollStatus.LEASED_ELSEWHERE
             return result

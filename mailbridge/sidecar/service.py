@@ -53,13 +53,10 @@ class Sidecar:
         self.store = store or open_store(config)
         self.metrics = metrics or SidecarMetrics()
         self.stop_event = threading.Event()
+        self._replicas = 1
         wanted = set(accounts) if accounts is not None else None
         quarantine = Quarantine(config.quarantine_dir)
-        lease = (
-            config.state.lease_seconds
-            if isinstance(config.state, PostgresState)
-            else 120.0
-        )
+        lease = self._lease_seconds() or 120.0
         self.pollers: dict[str, AccountPoller] = {}
         for account in config.accounts:
             if wanted is not None and account.name not in wanted:
@@ -74,6 +71,7 @@ class Sidecar:
                 stop=self.stop_event,
             )
             poller.progress = progress
+            poller.share = self._share
             self.pollers[account.name] = poller
         if wanted is not None and wanted - self.pollers.keys():
             from mailbridge.errors import InputError
@@ -85,6 +83,16 @@ class Sidecar:
 
     def stop(self) -> None:
         self.stop_event.set()
+
+    def _share(self) -> int | None:
+        """This replica's fair share of the accounts, from the live replicas."""
+        if not self.store.uses_leases:
+            return None
+        return -(-len(self.config.accounts) // self._replicas)
+
+    def _lease_seconds(self) -> float:
+        state = self.config.state
+        return float(state.lease_seconds) if isinstance(state, PostgresState) else 0.0
 
     def _workers(self) -> int:
         return max(1, min(self.config.concurrency, len(self.pollers)))
@@ -115,9 +123,14 @@ class Sidecar:
         retry = self.config.retry
         due = {name: 0.0 for name in self.pollers}
         running: dict[str, Future[PollResult | SidecarError]] = {}
+        lease = self._lease_seconds()
+        beat = 0.0
         with ThreadPoolExecutor(self._workers(), "sidecar") as pool:
             while not self.stop_event.is_set():
                 now = time.monotonic()
+                if now >= beat:
+                    self._replicas = self.store.heartbeat(lease)
+                    beat = now + min(lease / 4, 10.0)
                 for name, future in list(running.items()):
                     if not future.done():
                         continue

@@ -71,6 +71,10 @@ SCHEMA = (
         attempts INTEGER NOT NULL DEFAULT 0,
         PRIMARY KEY (account, uidl)
     )""",
+    """CREATE TABLE IF NOT EXISTS sidecar_replicas (
+        owner TEXT PRIMARY KEY,
+        expires DOUBLE PRECISION NOT NULL
+    )""",
     """CREATE TABLE IF NOT EXISTS sidecar_delivered (
         target TEXT NOT NULL,
         dedupe_key TEXT NOT NULL,
@@ -251,12 +255,24 @@ class Store:
         )
         return self.account(name).failures
 
-    def acquire_lease(self, name: str, seconds: float) -> bool:
-        """Take or renew the account's lease; False while another holds it."""
+    def acquire_lease(
+        self, name: str, seconds: float, share: int | None = None
+    ) -> bool:
+        """Take or renew the account's lease; False while another replica
+        holds it, or when this replica already holds its `share` of accounts
+        (then a renewal gives the lease up, so a new replica gets work)."""
         if not self.uses_leases:
             return True
         self.ensure_account(name)
         now = time.time()
+        if share is not None:
+            owned = self._owned(now)
+            mine = name in owned
+            if (mine and len(owned) > share) or (not mine and len(owned) >= share):
+                if mine:
+                    self._release(name)
+                    log.info("lease shed account=%s owner=%s", name, self.owner)
+                return False
         count = self._execute(
             "UPDATE sidecar_accounts SET lease_owner = ?, lease_expires = ? "
             "WHERE name = ? AND (lease_owner IS NULL OR lease_owner = ? "
@@ -265,13 +281,49 @@ class Store:
         )
         return count == 1
 
+    def _owned(self, now: float) -> set[str]:
+        rows = self._fetch(
+            "SELECT name FROM sidecar_accounts WHERE lease_owner = ? "
+            "AND lease_expires >= ?",
+            (self.owner, now),
+        )
+        return {str(row[0]) for row in rows}
+
+    def _release(self, name: str) -> None:
+        self._execute(
+            "UPDATE sidecar_accounts SET lease_owner = NULL, lease_expires = NULL "
+            "WHERE name = ? AND lease_owner = ?",
+            (name, self.owner),
+        )
+
+    def heartbeat(self, seconds: float) -> int:
+        """Announce this replica for `seconds`; returns how many are alive."""
+        if not self.uses_leases:
+            return 1
+        now = time.time()
+        with self._transaction() as cur:
+            cur.execute(
+                self._sql(
+                    "INSERT INTO sidecar_replicas (owner, expires) VALUES (?, ?) "
+                    "ON CONFLICT (owner) DO UPDATE SET expires = excluded.expires"
+                ),
+                (self.owner, now + seconds),
+            )
+            cur.execute(
+                self._sql("DELETE FROM sidecar_replicas WHERE expires < ?"), (now,)
+            )
+            cur.execute(self._sql("SELECT COUNT(*) FROM sidecar_replicas"))
+            return max(1, int(cur.fetchone()[0]))
+
     def release_leases(self) -> None:
+        """On a clean stop: hand every account back at once."""
         if self.uses_leases:
             self._execute(
                 "UPDATE sidecar_accounts SET lease_owner = NULL, lease_expires = NULL "
                 "WHERE lease_owner = ?",
                 (self.owner,),
             )
+            self._execute("DELETE FROM sidecar_replicas WHERE owner = ?", (self.owner,))
 
     # -- messages -------------------------------------------------------------
 

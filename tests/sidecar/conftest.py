@@ -9,6 +9,7 @@ from collections.abc import Iterator
 import pytest
 
 from tests.servers.dovecot import dovecot  # noqa: F401 - a fixture
+from tests.servers.postgres import PostgresServer, postgres  # noqa: F401
 from tests.sidecar.gmail_standin import GmailStandIn
 from tests.sidecar.helpers import SmtpSink
 
@@ -40,3 +41,10 @@ def gmail() -> Iterator[GmailStandIn]:
         yield standin
     finally:
         standin.stop()
+
+
+@pytest.fixture
+def postgres_dsn(request: pytest.FixtureRequest) -> str:
+    """A fresh database on the session's real PostgreSQL."""
+    server: PostgresServer = request.getfixturevalue("postgres")
+    return server.create_database()

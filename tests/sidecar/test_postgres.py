@@ -1,0 +1,156 @@
+"""PostgreSQL as shared state: replicas lease accounts, split the work, and
+take over the accounts of a replica that died."""
+
+from __future__ import annotations
+
+import threading
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from mailbridge.sidecar.config import load_config
+from mailbridge.sidecar.service import Sidecar
+from mailbridge.sidecar.state import MessageState, PostgresStore
+from tests.servers.dovecot import DovecotServer
+from tests.sidecar.helpers import (
+    SmtpSink,
+    env_for,
+    make_message,
+    message_ids,
+    pop3_block,
+    write_config,
+)
+
+pytestmark = [pytest.mark.servers, pytest.mark.slow]
+
+
+def test_a_lease_is_held_by_one_replica_until_it_expires(postgres_dsn: str) -> None:
+    first, second = PostgresStore(postgres_dsn), PostgresStore(postgres_dsn)
+    first.migrate()
+    second.migrate()
+    assert first.acquire_lease("isp", 60)
+    assert not second.acquire_lease("isp", 60)
+    assert first.acquire_lease("isp", 60), "renewal"
+    first._execute("UPDATE sidecar_accounts SET lease_expires = 0")
+    assert second.acquire_lease("isp", 60), "an expired lease moves on"
+    assert not first.acquire_lease("isp", 60)
+    first.close()
+    second.close()
+
+
+def test_replicas_share_state_and_shed_leases_for_a_newcomer(
+    postgres_dsn: str,
+) -> None:
+    first, second = PostgresStore(postgres_dsn), PostgresStore(postgres_dsn)
+    first.migrate()
+    assert first.heartbeat(60) == 1
+    names = ["a", "b", "c", "d"]
+    assert all(first.acquire_lease(n, 60, share=4) for n in names)
+    assert second.heartbeat(60) == 2
+    # With two replicas alive, each one's share is two accounts.
+    kept = [n for n in names if first.acquire_lease(n, 60, share=2)]
+    assert len(kept) == 2
+    taken = [n for n in names if second.acquire_lease(n, 60, share=2)]
+    assert sorted(kept + taken) == names
+
+    first.mark("a", "u1", MessageState.SPOOLED, dedupe_key="mid:<x@y>")
+    first.record_delivery(
+        "a", "u1", target="t@gmail.example", dedupe_key="mid:<x@y>", target_id="1"
+    )
+    assert second.find_delivered("t@gmail.example", "mid:<x@y>") == ("a", "u1")
+    assert second.messages("a")["u1"].state == MessageState.DELIVERED
+    first.close()
+    second.close()
+
+
+def _accounts(
+    dovecot: DovecotServer, sink: SmtpSink, users: list[str]
+) -> list[dict[str, Any]]:
+    return [
+        {
+            "name": f"acct-{i}",
+            "pop3": pop3_block(dovecot, user),
+            "poll_seconds": 1,
+            "deliver_to": f"user{i}@gmail.example",
+            "via": "smtp",
+            "smtp": {
+                "host": "127.0.0.1",
+                "port": sink.port,
+                "tls": "none",
+                "insecure": True,
+            },
+        }
+        for i, user in enumerate(users)
+    ]
+
+
+def _delivered(sidecar: Sidecar) -> float:
+    total = 0.0
+    for metric in sidecar.metrics.messages.collect():
+        for sample in metric.samples:
+            if sample.name.endswith("_total") and sample.labels["outcome"] == (
+                "delivered"
+            ):
+                total += sample.value
+    return total
+
+
+def test_two_replicas_split_accounts_and_survive_one_dying(
+    dovecot: DovecotServer,
+    smtp_sink: SmtpSink,
+    postgres_dsn: str,
+    user_name: str,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    users = [f"{user_name}-{i}" for i in range(4)]
+    sent = []
+    for user in users:
+        monkeypatch.setenv(env_for(user), dovecot.add_user(user))
+        for i in range(5):
+            sent.append(make_message(user, i))
+            dovecot.deliver(user, sent[-1])
+    monkeypatch.setenv("SIDECAR_TEST_PG_DSN", postgres_dsn)
+    path = write_config(
+        tmp_path,
+        _accounts(dovecot, smtp_sink, users),
+        state={
+            "backend": "postgres",
+            "dsn": {"env": "SIDECAR_TEST_PG_DSN"},
+            "lease_seconds": 10,
+        },
+    )
+    config = load_config(path)
+    one, two = Sidecar(config), Sidecar(config)
+    one.store.heartbeat(10)
+    two.store.heartbeat(10)
+    threads = [threading.Thread(target=s.run_forever) for s in (one, two)]
+    for thread in threads:
+        thread.start()
+    received = smtp_sink.wait_for(len(sent), timeout=60)
+    assert sorted(message_ids([m for _, m in received])) == sorted(message_ids(sent))
+    assert _delivered(one) > 0 and _delivered(two) > 0, "both replicas worked"
+
+    # Replica one dies: it stops polling and never hands its leases back.
+    monkeypatch.setattr(one.store, "release_leases", lambda: None)
+    one.stop()
+    threads[0].join(30)
+    one.store._execute(
+        "UPDATE sidecar_accounts SET lease_expires = 0 WHERE lease_owner = ?",
+        (one.store.owner,),
+    )
+    one.store._execute(
+        "DELETE FROM sidecar_replicas WHERE owner = ?", (one.store.owner,)
+    )
+    before = _delivered(two)
+    for user in users:
+        sent.append(make_message(user + "-late", 1))
+        dovecot.deliver(user, sent[-1])
+    received = smtp_sink.wait_for(len(sent), timeout=60)
+    two.stop()
+    threads[1].join(30)
+    assert sorted(message_ids([m for _, m in received])) == sorted(message_ids(sent))
+    assert _delivered(two) - before == len(users), "replica two took every account"
+    one.close()
+    two.close()
