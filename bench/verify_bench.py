@@ -66,7 +66,9 @@ def main() -> int:
     parser.add_argument("--concurrency", type=int, default=64)
     parser.add_argument("--rounds", type=int, default=3)
     args = parser.parse_args()
-    logging.basicConfig(level=logging.WARNING)
+    logging.basicConfig(level=logging.WARNING, format="  %(name)s: %(message)s")
+    # The runner logs the number of DNS queries of each round.
+    logging.getLogger("mailbridge.verify.runner").setLevel(logging.INFO)
 
     started = time.perf_counter()
     made = domains(args.domains)

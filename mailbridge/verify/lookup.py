@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import enum
 import logging
 from dataclasses import dataclass, field
@@ -77,10 +78,24 @@ class Resolver:
             self._resolver.port = address[1]
         self._resolver.timeout = timeout
         self._resolver.lifetime = timeout * 2
-        self._resolver.cache = dns.resolver.Cache()
+        self._answers: dict[tuple[str, str], asyncio.Future[Lookup]] = {}
         self.queries = 0
 
     async def query(self, name: str, rdtype: str) -> Lookup:
+        """One answer per (name, type) for the resolver's life.
+
+        The checks of one domain (and the includes that many domains share)
+        ask the same question several times, often at the same moment: the
+        first asks the server, the others wait for its answer.
+        """
+        key = (name.lower().rstrip("."), rdtype)
+        pending = self._answers.get(key)
+        if pending is None:
+            pending = asyncio.ensure_future(self._query(name, rdtype))
+            self._answers[key] = pending
+        return await asyncio.shield(pending)
+
+    async def _query(self, name: str, rdtype: str) -> Lookup:
         self.queries += 1
         try:
             answer = await self._resolver.resolve(

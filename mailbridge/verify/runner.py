@@ -75,10 +75,11 @@ async def verify_one(
     report = Report(domain=subject.domain)
     spec = subject.spec
     mx_hosts: list[str] = [m.host for m in spec.mx_hosts] if spec else []
-    if options.check_dns:
-        if spec is None:
-            mx_finding, mx_hosts = await dnscheck.check_mx(resolver, subject.domain)
+    if spec is None and (options.check_dns or options.check_tls):
+        mx_finding, mx_hosts = await dnscheck.check_mx(resolver, subject.domain)
+        if options.check_dns:
             report.findings.append(mx_finding)
+    if options.check_dns:
         report.findings.extend(await _dns(resolver, subject, mx_hosts, options))
     if options.check_tls:
         report.findings.extend(await _tls(resolver, subject, mx_hosts, options))
@@ -122,14 +123,23 @@ async def _dns(
 async def _mail_host(
     resolver: Resolver, subject: Subject, mx_hosts: list[str]
 ) -> tuple[str | None, list[str]]:
-    """The mail host's name and public addresses: from the spec, or the first MX."""
+    """The mail host's name and public addresses.
+
+    From the spec; looked up when the spec lists none; for a bare domain,
+    those of its first MX host.
+    """
     if subject.spec is not None:
         host = subject.spec.mail_host
-        return host.hostname, [*host.ipv4, *host.ipv6]
-    if not mx_hosts:
+        addresses = [*host.ipv4, *host.ipv6]
+        if addresses:
+            return host.hostname, addresses
+        name = host.hostname
+    elif mx_hosts:
+        name = mx_hosts[0]
+    else:
         return None, []
-    a, aaaa = await resolver.addresses(mx_hosts[0])
-    return mx_hosts[0], [*a.values, *aaaa.values]
+    a, aaaa = await resolver.addresses(name)
+    return name, [*a.values, *aaaa.values]
 
 
 async def _tls_rpt(resolver: Resolver, domain: str) -> list[Finding]:
