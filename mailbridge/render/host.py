@@ -125,6 +125,10 @@ def build_plan(
     boxes = {m.address for m in mailboxes}
     mailbox_domains = sorted({m.domain for m in mailboxes})
     alias_domains = [s.domain for s in ordered if s.domain not in mailbox_domains]
+    srs = _srs(ordered, primary, secrets)
+    # Bounces come back to SRS addresses: their domain must be received here.
+    if srs is not None and srs.domain not in (*mailbox_domains, *alias_domains):
+        alias_domains = sorted([*alias_domains, srs.domain])
     transports = {domain: "gmail:" for domain in GMAIL_DOMAINS}
     transports.update(options.transport_overrides)
     return HostPlan(
@@ -137,7 +141,7 @@ def build_plan(
         sender_logins=tuple(_sender_logins(ordered, boxes)),
         dkim_keys=tuple(_dkim_keys(ordered, options)),
         forwarded=tuple(_forwarded(ordered)),
-        srs=_srs(ordered, primary, secrets),
+        srs=srs,
         transports=tuple(sorted(transports.items())),
     )
 

@@ -11,6 +11,7 @@ import imaplib
 import poplib
 import re
 import smtplib
+import socket
 import ssl
 import uuid
 from collections.abc import Iterator
@@ -249,6 +250,23 @@ def test_auth_before_starttls_is_refused(host: MailHostUnderTest) -> None:
         client.starttls(context=tls_context(host))
         client.ehlo("client.example.com")
         assert client.has_extn("auth")
+
+
+def test_dovecot_refuses_plaintext_login_without_tls(host: MailHostUnderTest) -> None:
+    """A client outside (127.0.0.5) on the plain POP3 port must use STLS first."""
+    with socket.create_connection(
+        (LOOPBACK, host.ports["pop3_port"]), timeout=20, source_address=(OUTSIDE, 0)
+    ) as conn:
+        reader = conn.makefile("rb")
+        greeting = reader.readline()
+        conn.sendall(b"USER bob@example.com\r\n")
+        user_reply = reader.readline()
+        conn.sendall(b"PASS " + TEST_PASSWORDS["bob-password"].encode() + b"\r\n")
+        pass_reply = reader.readline()
+
+    assert greeting.startswith(b"+OK")
+    assert (user_reply + pass_reply).count(b"-ERR") >= 1
+    assert b"Plaintext authentication disallowed" in user_reply + pass_reply
 
 
 def submit(host: MailHostUnderTest, user: str, sender: str, to: str) -> None:

@@ -135,3 +135,12 @@ def test_overlong_password_is_an_input_error() -> None:
         hash_password("x" * 73, "alice@example.com", cost=4)
 
     assert "longer than bcrypt can hash" in err.value.to_text()
+
+
+def test_a_separate_srs_domain_is_received_here() -> None:
+    data = dict(COM)
+    data["srs"] = {"domain": "bounce.example.com", "secrets": ["secret:srs-new"]}
+    plan = build_plan([spec(data)], store(), FAST)
+
+    assert plan.srs is not None and plan.srs.domain == "bounce.example.com"
+    assert "bounce.example.com" in plan.alias_domains
