@@ -34,7 +34,8 @@ def run(project_dir: Path | None = None) -> MailDomain:
         MailDomainArgs(spec, secrets=secrets, peers=peers, project_dir=str(root)),
     )
     pulumi.export("domain", domain.domain)
-    pulumi.export("zone_fragment", domain.zone_path)
+    if domain.zone_path is not None:
+        pulumi.export("zone_fragment", domain.zone_path)
     pulumi.export("host_root", domain.host_root)
     pulumi.export("records", domain.records)
     pulumi.export("dkim", domain.selectors)
