@@ -10,7 +10,6 @@ from __future__ import annotations
 import asyncio
 import os
 import shutil
-import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -20,18 +19,17 @@ from mailbridge.spec.models import DomainSpec
 from mailbridge.verify import Report, Status, VerifyOptions
 from mailbridge.verify.runner import Subject, verify_many
 from tests.servers import dovecot as dovecot_server
+from tests.servers.common import free_port, remove_dir, server_dir
 from tests.servers.dovecot import DovecotServer
-from tests.servers.knot import free_port
 from tests.verify.certs import Leaf, TestCA
-from tests.verify.mailhost import MailHost, start_mail_host
+from tests.verify.mailhost import MailHost, running_mail_host
 from tests.verify.zones import make_spec
 
 pytestmark = pytest.mark.servers
 
 
 def _dovecot(leaf: Leaf, ca: Path) -> DovecotServer:
-    root = Path(tempfile.mkdtemp(prefix="mailbridge-verify-dovecot-"))
-    os.chmod(root, 0o755)
+    root = server_dir("mailbridge-verify-dovecot")
     for source in (leaf.cert, leaf.key):
         shutil.copy(source, root / source.name)
     os.chmod(root / leaf.key.name, 0o600)
@@ -48,14 +46,9 @@ def _dovecot(leaf: Leaf, ca: Path) -> DovecotServer:
 
 @pytest.fixture(scope="module")
 def postfix(ca_leaves: dict[str, Leaf]) -> Iterator[MailHost]:
-    host = start_mail_host(
-        "mx1.good.test", "good.test", {"sales@good.test": "owner@gmail.com"}, ca_leaves
-    )
-    try:
+    aliases = {"sales@good.test": "owner@gmail.com"}
+    with running_mail_host("mx1.good.test", "good.test", aliases, ca_leaves) as host:
         yield host
-    finally:
-        host.stop()
-        shutil.rmtree(host.root, ignore_errors=True)
 
 
 @pytest.fixture(scope="module")
@@ -70,7 +63,7 @@ def dovecots(
     finally:
         for server in servers.values():
             server.stop()
-            shutil.rmtree(server.root, ignore_errors=True)
+            remove_dir(server.root)
 
 
 def _run(spec: DomainSpec, **values: object) -> Report:
