@@ -6,7 +6,7 @@ import logging
 from collections.abc import Sequence
 
 from mailbridge.errors import Severity
-from mailbridge.routing.graph import RoutingGraph, build_graph
+from mailbridge.routing.graph import RoutingGraph, build_graph, paused_gc
 from mailbridge.routing.paths import Analysis, graph_findings
 from mailbridge.routing.rules import Finding, SpecFinding, spec_findings
 from mailbridge.spec.loader import LoadedSpec
@@ -27,9 +27,10 @@ def evaluate(
     """
     if graph is None:
         graph = build_graph(specs)
-    found = [SpecFinding(s.domain, f) for s in specs for f in spec_findings(s)]
-    limits = {s.domain: s.limits for s in specs}
-    found.extend(graph_findings(Analysis.of(graph), limits))
+    with paused_gc():
+        found = [SpecFinding(s.domain, f) for s in specs for f in spec_findings(s)]
+        limits = {s.domain: s.limits for s in specs}
+        found.extend(graph_findings(Analysis.of(graph), limits))
     log.debug(
         "checks specs=%d nodes=%d edges=%d findings=%d",
         len(specs),

@@ -27,6 +27,7 @@ from mailbridge.spec.models import Limits
 
 # How many hops a message names before it shortens the list with "...".
 SHOWN_HOPS = 10
+DEFAULT_LIMITS = Limits()
 
 
 @dataclass(frozen=True)
@@ -165,7 +166,7 @@ def fanout(graph: RoutingGraph, limits: Mapping[str, Limits]) -> Iterator[SpecFi
         origin = node.forwarder
         if origin is None:
             continue
-        limit = limits.get(origin.domain, Limits()).max_fanout
+        limit = limits.get(origin.domain, DEFAULT_LIMITS).max_fanout
         if node.targets <= limit:
             continue
         finding = RULES["fanout"].finding(
@@ -226,7 +227,7 @@ def chain_length(
     def limit_of(n: int) -> int:
         origin = nodes[n].forwarder
         assert origin is not None
-        return limits.get(origin.domain, Limits()).max_chain
+        return limits.get(origin.domain, DEFAULT_LIMITS).max_chain
 
     over = [
         nodes[n].forwarder is not None

@@ -7,7 +7,7 @@ safe for chains far longer than Python's recursion limit.
 from __future__ import annotations
 
 from collections import deque
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 
 
@@ -31,7 +31,12 @@ class Components:
 
 
 def strongly_connected(adjacency: Sequence[Sequence[int]]) -> Components:
-    """Tarjan's SCC algorithm, iterative."""
+    """Tarjan's SCC algorithm, iterative.
+
+    The walk keeps one iterator per node on the path instead of a call
+    stack; the loops are written for speed, as the graph may hold
+    hundreds of thousands of addresses.
+    """
     count = len(adjacency)
     unvisited = -1
     order = [unvisited] * count
@@ -45,46 +50,51 @@ def strongly_connected(adjacency: Sequence[Sequence[int]]) -> Components:
     for root in range(count):
         if order[root] != unvisited:
             continue
-        # Each frame: (node, position of the next successor to look at).
-        frames: list[list[int]] = [[root, 0]]
         order[root] = low[root] = counter
         counter += 1
         stack.append(root)
         on_stack[root] = True
-        while frames:
-            frame = frames[-1]
-            node, position = frame
-            successors = adjacency[node]
-            if position < len(successors):
-                frame[1] = position + 1
-                target = successors[position]
+        path: list[tuple[int, Iterator[int]]] = [(root, iter(adjacency[root]))]
+        while path:
+            node, successors = path[-1]
+            descended = False
+            for target in successors:
                 if order[target] == unvisited:
                     order[target] = low[target] = counter
                     counter += 1
                     stack.append(target)
                     on_stack[target] = True
-                    frames.append([target, 0])
-                elif on_stack[target] and order[target] < low[node]:
+                    path.append((target, iter(adjacency[target])))
+                    descended = True
+                    break
+                if on_stack[target] and order[target] < low[node]:
                     low[node] = order[target]
+            if descended:
                 continue
-            frames.pop()
-            if frames:
-                parent = frames[-1][0]
-                if low[node] < low[parent]:
-                    low[parent] = low[node]
-            if low[node] != order[node]:
+            path.pop()
+            node_low = low[node]
+            if path:
+                parent = path[-1][0]
+                if node_low < low[parent]:
+                    low[parent] = node_low
+            if node_low != order[node]:
                 continue
             component = len(members)
-            group: list[int] = []
-            while True:
+            member = stack.pop()
+            on_stack[member] = False
+            of[member] = component
+            if member == node:
+                members.append([node])
+                cyclic.append(node in adjacency[node])
+                continue
+            group = [member]
+            while member != node:
                 member = stack.pop()
                 on_stack[member] = False
                 of[member] = component
                 group.append(member)
-                if member == node:
-                    break
             members.append(group)
-            cyclic.append(len(group) > 1 or node in successors)
+            cyclic.append(True)
     return Components(members=members, of=of, cyclic=cyclic)
 
 
