@@ -151,3 +151,34 @@ class SmtpSink:
         self.process.terminate()
         self.process.wait(timeout=10)
         shutil.rmtree(self.root, ignore_errors=True)
+
+
+# Linux carries a process's peak RSS across exec, so a child spawned straight
+# from the (large) test process would report the test's own peak. A small
+# wrapper forks the command from a fresh, small process and reports its peak.
+_MEASURE = """
+import json, os, sys
+pid = os.fork()
+if pid == 0:
+    os.execvp(sys.argv[1], sys.argv[1:])
+_, status, usage = os.wait4(pid, 0)
+print(json.dumps({"code": os.waitstatus_to_exitcode(status),
+                  "peak_kb": usage.ru_maxrss}))
+"""
+
+
+def run_measured(
+    command: list[str], env: dict[str, str], timeout: float = 600
+) -> tuple[int, int, bytes]:
+    """(exit code, peak RSS in KB, stderr) of `command`."""
+    import json
+    import sys
+
+    done = subprocess.run(
+        [sys.executable, "-c", _MEASURE, *command],
+        env=env,
+        capture_output=True,
+        timeout=timeout,
+    )
+    report = json.loads(done.stdout.decode().strip().splitlines()[-1])
+    return int(report["code"]), int(report["peak_kb"]), done.stderr
