@@ -75,12 +75,16 @@ def print_report(console: Console, findings: Sequence[Finding], specs: int) -> N
     counts = summary(findings, specs)
     noun = "spec" if specs == 1 else "specs"
     line = Text(f"{specs} {noun} checked: ")
-    line.append(f"{counts['errors']} errors", style=STYLES[Severity.ERROR])
+    line.append(_count(counts["errors"], "error"), style=STYLES[Severity.ERROR])
     line.append(", ")
-    line.append(f"{counts['warnings']} warnings", style=STYLES[Severity.WARNING])
+    line.append(_count(counts["warnings"], "warning"), style=STYLES[Severity.WARNING])
     if not findings:
         line = Text(f"{specs} {noun} checked: no findings", style="green")
     console.print(line)
+
+
+def _count(number: int, noun: str) -> str:
+    return f"{number} {noun}" if number == 1 else f"{number} {noun}s"
 
 
 def _print_finding(console: Console, finding: Finding) -> None:

@@ -22,6 +22,7 @@ EDGE_STYLE: dict[EdgeKind, str] = {
     EdgeKind.FORWARD: "",
     EdgeKind.EXTERNAL: 'style=dashed, label="external"',
     EdgeKind.CATCH_ALL: 'style=dotted, label="catch-all"',
+    EdgeKind.EXTENSION: 'style=dotted, label="+tag"',
     EdgeKind.FETCH: 'style=bold, label="fetch"',
 }
 

@@ -45,6 +45,8 @@ class EdgeKind(enum.StrEnum):
     """A forwarder's target (`forwarders[i].to[j]`)."""
     CATCH_ALL = "catch-all"
     """An address nothing else routes falls through to its domain's catch-all."""
+    EXTENSION = "extension"
+    """`user+tag@domain` that nothing routes goes where `user@domain` goes."""
     EXTERNAL = "external"
     """A forward set up outside mailbridge (`external_forwards`)."""
     FETCH = "fetch"
@@ -56,6 +58,7 @@ HOP_WEIGHT: dict[EdgeKind, int] = {
     EdgeKind.FORWARD: 1,
     EdgeKind.EXTERNAL: 1,
     EdgeKind.CATCH_ALL: 0,
+    EdgeKind.EXTENSION: 0,
     EdgeKind.FETCH: 0,
 }
 
@@ -297,14 +300,27 @@ def _connect(builder: _Builder, spec: DomainSpec) -> None:
 
 
 def _resolve_catch_alls(builder: _Builder) -> None:
-    """Send each address nothing routes to its domain's catch-all, if any."""
+    """Send each address nothing routes where the mail host would.
+
+    The mail host's Postfix, set up with `recipient_delimiter = +`, looks up
+    `user+tag@domain`, then `user@domain`, then the `@domain` catch-all
+    (virtual(5)); a mailbox takes its `+tag` addresses too.
+    """
     graph = builder.graph
-    for position, node in enumerate(graph.nodes):
+    nodes, index = graph.nodes, graph.index
+    for position, node in enumerate(nodes):
         if node.kind != NodeKind.ADDRESS or node.forwarder is not None:
             continue
-        catch_all = graph.index.get(f"*@{node.domain}")
+        local, _, domain = node.key.rpartition("@")
+        if "+" in local:
+            base = index.get(f"{local.partition('+')[0]}@{domain}")
+            defined = nodes[base].origin if base is not None else None
+            if base is not None and defined is not None:
+                builder.link(position, base, EdgeKind.EXTENSION, defined)
+                continue
+        catch_all = index.get(f"*@{node.domain}")
         if catch_all is None:
             continue
-        origin = graph.nodes[catch_all].forwarder
+        origin = nodes[catch_all].forwarder
         assert origin is not None  # every catch-all node comes from a forwarder
         builder.link(position, catch_all, EdgeKind.CATCH_ALL, origin)

@@ -45,7 +45,7 @@ def test_check_report_and_exit_one_on_error(
     assert "loop" in out
     assert "forwarding loop: a@x.com -> b@x.com -> a@x.com" in out
     assert "fix:" in out
-    assert "1 errors, 0 warnings" in out
+    assert "1 error, 0 warnings" in out
 
 
 def test_check_json(

@@ -7,7 +7,7 @@ from pathlib import Path
 from mailbridge.routing import EdgeKind, NodeKind, build_graph
 from mailbridge.routing.dot import quote, to_dot
 from mailbridge.spec import load_specs
-from tests.routing.helpers import WriteSpec, load
+from tests.routing.helpers import WriteSpec, check, load
 
 
 def test_example_graph(stacks_dir: Path) -> None:
@@ -100,3 +100,34 @@ def test_dot_output_draws_clusters_and_red_loops(
 
 def test_dot_quoting() -> None:
     assert quote('say "hi"\\') == '"say \\"hi\\"\\\\"'
+
+
+def test_plus_tag_goes_where_the_base_address_goes(
+    write_spec: WriteSpec, tmp_path: Path
+) -> None:
+    """Postfix (recipient_delimiter = +) tries user@domain before @domain."""
+    write_spec(
+        "x.com",
+        """
+        mailboxes:
+          - {address: box@x.com, password: "secret:box"}
+        forwarders:
+          - {address: "*@x.com", to: [owner@gmail.com]}
+          - {address: team@x.com, to: [box@x.com, team+bounce@x.com]}
+          - {address: sales@x.com, to: [box+sales@x.com, nobody+x@x.com]}
+        """,
+    )
+    graph = build_graph(load(tmp_path))
+
+    def hop(address: str) -> tuple[str, str]:
+        [e] = graph.out[graph.index[address]]
+        edge = graph.edges[e]
+        return graph.nodes[edge.target].label, str(edge.kind)
+
+    assert hop("box+sales@x.com") == ("box@x.com", "extension")
+    assert hop("nobody+x@x.com") == ("*@x.com", "catch-all")
+    assert hop("team+bounce@x.com") == ("team@x.com", "extension")
+    loops = [f for f in check(tmp_path) if f.rule == "loop"]
+    assert [f.message for f in loops] == [
+        "forwarding loop: team+bounce@x.com -> team@x.com -> team+bounce@x.com"
+    ]
