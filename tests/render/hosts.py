@@ -141,6 +141,14 @@ def make_dkim_key(path: Path, owner: str | None, group: str | None = None) -> st
     return "v=DKIM1; k=rsa; p=" + base64.b64encode(public).decode()
 
 
+def _keep_rspamd_cache(data_dir: Path) -> None:
+    """Save rspamd's compiled patterns once it has stopped writing them."""
+    RSPAMD_CACHE.mkdir(parents=True, exist_ok=True)
+    for compiled in data_dir.glob("*.hs*"):
+        if not (RSPAMD_CACHE / compiled.name).exists():
+            shutil.copy2(compiled, RSPAMD_CACHE)
+
+
 PORT_NAMES = (
     "smtp_port",
     "submission_port",
@@ -233,12 +241,19 @@ class MailHostUnderTest:
             self.stop()
             raise
 
-    def _spawn(self, name: str, args: list[str], port: int, log: Path | None) -> None:
+    def _spawn(
+        self,
+        name: str,
+        args: list[str],
+        port: int,
+        log: Path | None,
+        timeout: float = 15.0,
+    ) -> None:
         output = self.path(f"var/log/{name}.out")
         with output.open("wb") as sink:
             proc = subprocess.Popen(args, stdout=sink, stderr=subprocess.STDOUT)
         self.processes[name] = proc
-        wait_for_port(port, process=proc, log=log or output, name=name)
+        wait_for_port(port, process=proc, log=log or output, name=name, timeout=timeout)
 
     def _start_postsrsd(self) -> None:
         settings = self.path("etc/default/postsrsd")
@@ -274,13 +289,8 @@ class MailHostUnderTest:
         for cached in RSPAMD_CACHE.glob("*.hs*"):
             shutil.copy2(cached, variables["DBDIR"])
             shutil.chown(variables["DBDIR"] / cached.name, user=RSPAMD_USER)
-        try:
-            self._spawn("rspamd", args, self.ports["rspamd_milter_port"], log)
-        finally:
-            RSPAMD_CACHE.mkdir(parents=True, exist_ok=True)
-            for compiled in variables["DBDIR"].glob("*.hs*"):
-                if not (RSPAMD_CACHE / compiled.name).exists():
-                    shutil.copy2(compiled, RSPAMD_CACHE)
+        port = self.ports["rspamd_milter_port"]
+        self._spawn("rspamd", args, port, log, timeout=180)
 
     def _start_dovecot(self) -> None:
         conf = self.path("etc/dovecot/dovecot.conf")
@@ -309,6 +319,8 @@ class MailHostUnderTest:
             self._allowed = None
         for proc in reversed(list(self.processes.values())):
             stop_process(proc)
+        if "rspamd" in self.processes:
+            _keep_rspamd_cache(self.path("var/lib/rspamd"))
         self.processes.clear()
 
     def cleanup(self) -> None:
