@@ -13,6 +13,7 @@ import datetime
 import ipaddress
 import shutil
 import subprocess
+from contextlib import ExitStack
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -177,7 +178,7 @@ class MailHostUnderTest:
     dkim_txt: dict[str, str] = field(default_factory=dict)
     processes: dict[str, subprocess.Popen[bytes]] = field(default_factory=dict)
     postfix: PostfixServer | None = None
-    _allowed: Any = None
+    cleanups: ExitStack = field(default_factory=ExitStack)
 
     def __post_init__(self) -> None:
         self.ports = dict(zip(PORT_NAMES, free_ports(len(PORT_NAMES)), strict=True))
@@ -303,8 +304,7 @@ class MailHostUnderTest:
 
     def _start_postfix(self) -> None:
         config_dir = self.path("etc/postfix")
-        self._allowed = allowed_config_directory(config_dir)
-        self._allowed.__enter__()
+        self.cleanups.enter_context(allowed_config_directory(config_dir))
         self.postfix = PostfixServer(config_dir, self.path("var/log/postfix.log"))
         self.postfix.start(
             [self.ports[p] for p in ("smtp_port", "submission_port", "smtps_port")]
@@ -314,9 +314,7 @@ class MailHostUnderTest:
         if self.postfix is not None:
             self.postfix.stop()
             self.postfix = None
-        if self._allowed is not None:
-            self._allowed.__exit__(None, None, None)
-            self._allowed = None
+        self.cleanups.close()
         for proc in reversed(list(self.processes.values())):
             stop_process(proc)
         if "rspamd" in self.processes:
