@@ -1,4 +1,8 @@
-"""`mailbridge verify` as a user runs it: specs, bare domains, JSON, exit codes."""
+"""`mailbridge verify` as a user runs it: specs, bare domains, JSON, exit codes.
+
+Most tests call the entry point in this process; the progress bar test runs
+the real command under a pseudo-terminal.
+"""
 
 from __future__ import annotations
 
@@ -8,20 +12,27 @@ import select
 import subprocess
 import sys
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
 
+from mailbridge.cli.main import main
 from tests.verify.world import World
 
 pytestmark = pytest.mark.servers
 
 
-def _cli(world: World, *args: str) -> subprocess.CompletedProcess[str]:
-    command = [
-        sys.executable,
-        "-m",
-        "mailbridge",
+@dataclass
+class Result:
+    returncode: int
+    stdout: str
+    stderr: str
+
+
+def _cli(world: World, capsys: pytest.CaptureFixture[str], *args: str) -> Result:
+    """Run the command in this process, as `mailbridge verify ... --no-tls`."""
+    argv = [
         "verify",
         *args,
         "--resolver",
@@ -34,12 +45,20 @@ def _cli(world: World, *args: str) -> subprocess.CompletedProcess[str]:
         "--keys",
         str(world.keys),
     ]
-    return subprocess.run(command, capture_output=True, text=True, timeout=120)
+    code = 0
+    try:
+        main(argv)
+    except SystemExit as exit_:
+        code = int(exit_.code or 0)
+    captured = capsys.readouterr()
+    return Result(code, captured.out, captured.err)
 
 
-def test_good_spec_exits_0_with_json(world: World, tmp_path: Path) -> None:
+def test_good_spec_exits_0_with_json(
+    world: World, capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
     spec = world.write_spec("good.test", tmp_path)
-    done = _cli(world, str(spec), "--json")
+    done = _cli(world, capsys, str(spec), "--json")
     assert done.returncode == 0, done.stderr + done.stdout
     data = json.loads(done.stdout)
     assert data["ok"] is True
@@ -52,10 +71,12 @@ def test_good_spec_exits_0_with_json(world: World, tmp_path: Path) -> None:
     assert set(first) >= {"check", "subject", "status", "expected", "found", "why"}
 
 
-def test_drifted_spec_exits_1_and_says_how_to_fix(world: World, tmp_path: Path) -> None:
+def test_drifted_spec_exits_1_and_says_how_to_fix(
+    world: World, capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
     world.write_spec("good.test", tmp_path)
     world.write_spec("drift.test", tmp_path)
-    done = _cli(world, str(tmp_path))
+    done = _cli(world, capsys, str(tmp_path))
     assert done.returncode == 1, done.stderr
     out = done.stdout
     assert "drift.test  ERROR" in out
@@ -66,8 +87,8 @@ def test_drifted_spec_exits_1_and_says_how_to_fix(world: World, tmp_path: Path) 
     assert "2 domains verified, 1 with errors" in out
 
 
-def test_bare_domain(world: World) -> None:
-    done = _cli(world, "good.test", "--json", "--show-ok")
+def test_bare_domain(world: World, capsys: pytest.CaptureFixture[str]) -> None:
+    done = _cli(world, capsys, "good.test", "--json", "--show-ok")
     assert done.returncode == 0, done.stderr + done.stdout
     (domain,) = json.loads(done.stdout)["domains"]
     assert any(f["check"] == "mta-sts.txt" for f in domain["findings"])
@@ -81,8 +102,10 @@ def test_bare_domain(world: World) -> None:
         (["not a domain"], "neither a spec file nor a domain"),
     ],
 )
-def test_bad_input_exits_2(world: World, args: list[str], message: str) -> None:
-    done = _cli(world, *args)
+def test_bad_input_exits_2(
+    world: World, capsys: pytest.CaptureFixture[str], args: list[str], message: str
+) -> None:
+    done = _cli(world, capsys, *args)
     assert done.returncode == 2
     assert message in done.stderr
     assert "Traceback" not in done.stderr

@@ -163,3 +163,15 @@ def test_compare_missing_and_unknown() -> None:
     finding = compare(tlsrpt, timeout, "tls-rpt")
     assert finding.status == Status.UNKNOWN
     assert "NXDOMAIN" not in (finding.found or "")
+
+
+def test_dkim_keys_compare_by_type_and_key() -> None:
+    record = Record.txt(
+        "s1._domainkey.a.test", 300, "v=DKIM1; k=rsa; p=QUJD", "why", Level.REQUIRED
+    )
+    same = _live("TXT", "v=DKIM1; t=s; p=QUJD")
+    assert compare(record, same, "dkim.s1").status == Status.OK
+    other = _live("TXT", "v=DKIM1; k=rsa; p=REVG")
+    finding = compare(record, other, "dkim.s1")
+    assert finding.status == Status.ERROR
+    assert finding.found == "v=DKIM1; k=rsa; p=REVG"
