@@ -13,6 +13,7 @@ import re
 import smtplib
 import socket
 import ssl
+import subprocess
 import uuid
 from collections.abc import Iterator
 from email.message import EmailMessage
@@ -20,9 +21,18 @@ from email.message import EmailMessage
 import dkim
 import pytest
 
-from tests.render.hosts import TEST_PASSWORDS, MailHostUnderTest
+from tests.render.hosts import POSTSRSD, TEST_PASSWORDS, MailHostUnderTest
 from tests.render.specs import COM, NET, spec
-from tests.servers.common import LOOPBACK, OUTSIDE, free_port, remove_dir, server_dir
+from tests.servers.common import (
+    LOOPBACK,
+    OUTSIDE,
+    free_port,
+    free_ports,
+    remove_dir,
+    server_dir,
+    stop_process,
+    wait_for_port,
+)
 from tests.servers.postfix import SinkMessage, SmtpSink
 
 pytestmark = pytest.mark.servers
@@ -178,6 +188,46 @@ def test_forwarded_mail_reaches_gmail_with_srs_and_dkim(
     for name in ("From", "To", "Subject", "Message-ID", "X-Original-Header"):
         assert got.message[name] == msg[name]
     assert got.message.get_content().rstrip() == msg.get_content().rstrip()
+
+
+def tcp_table_get(port: int, key: str) -> tuple[int, str]:
+    """One lookup in a Postfix tcp_table server such as postsrsd."""
+    with socket.create_connection((LOOPBACK, port), timeout=10) as conn:
+        conn.sendall(f"get {key}\n".encode())
+        reply = conn.makefile("rb").readline().decode().strip()
+    code, _, value = reply.partition(" ")
+    return int(code), value
+
+
+def test_srs_addresses_of_an_older_secret_still_reverse(
+    host: MailHostUnderTest,
+) -> None:
+    """postsrsd signs with the first secret and verifies with all of them."""
+    root = server_dir("postsrsd-old")
+    secret = root / "secret"
+    secret.write_text(TEST_PASSWORDS["srs-old"] + "\n")
+    forward, reverse = free_ports(2)
+    old = subprocess.Popen(
+        [POSTSRSD, "-d", "example.com", "-s", str(secret), "-l", LOOPBACK]
+        + [f"-f{forward}", f"-r{reverse}"],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.STDOUT,
+    )
+    try:
+        wait_for_port(reverse, process=old, name="postsrsd")
+        _, signed_old = tcp_table_get(forward, SENDER)
+    finally:
+        stop_process(old)
+        remove_dir(root)
+    _, signed_new = tcp_table_get(host.ports["srs_forward_port"], SENDER)
+    forged = re.sub(r"^SRS0=[^=]+=", "SRS0=AAAA=", signed_new)
+
+    assert SRS0.match(signed_old) and SRS0.match(signed_new)
+    assert signed_old != signed_new
+    reverse_port = host.ports["srs_reverse_port"]
+    assert tcp_table_get(reverse_port, signed_old) == (200, SENDER)
+    assert tcp_table_get(reverse_port, signed_new) == (200, SENDER)
+    assert tcp_table_get(reverse_port, forged)[0] != 200
 
 
 def test_mailbox_mail_is_read_over_pop3_and_imap(
