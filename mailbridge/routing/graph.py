@@ -96,12 +96,25 @@ class Node:
 
 @dataclass(slots=True)
 class Edge:
-    """One hop from `source` to `target` (node indices)."""
+    """One hop from `source` to `target` (node indices).
+
+    `entry` is the spec entry that declares the hop and `item` the hop's
+    position in that entry's `to` list, if it has one; `origin` joins them.
+    Storing them apart saves two objects per hop in large graphs.
+    """
 
     source: int
     target: int
     kind: EdgeKind
-    origin: Origin | None = None
+    entry: Origin | None = None
+    item: int | None = None
+
+    @property
+    def origin(self) -> Origin | None:
+        """The field that declares this hop, e.g. `forwarders[3].to[1]`."""
+        if self.entry is None or self.item is None:
+            return self.entry
+        return Origin(self.entry.domain, (*self.entry.path, "to", self.item))
 
 
 @dataclass
@@ -160,7 +173,8 @@ class _Builder:
     def __init__(self, managed: set[str]) -> None:
         self.graph = RoutingGraph(domains=sorted(managed))
         self.managed = managed
-        self.seen: set[tuple[int, int]] = set()
+        # Pairs as `source << 32 | target`: ints cost the collector nothing.
+        self.seen: set[int] = set()
 
     def add(self, key: str, kind: NodeKind, label: str, domain: str) -> int:
         graph = self.graph
@@ -193,13 +207,21 @@ class _Builder:
             kind = NodeKind.EXTERNAL
         return self.add(key, kind, address, domain)
 
-    def link(self, source: int, target: int, kind: EdgeKind, origin: Origin) -> None:
-        if (source, target) in self.seen:
+    def link(
+        self,
+        source: int,
+        target: int,
+        kind: EdgeKind,
+        entry: Origin | None,
+        item: int | None = None,
+    ) -> None:
+        pair = source << 32 | target
+        if pair in self.seen:
             return
-        self.seen.add((source, target))
+        self.seen.add(pair)
         graph = self.graph
         graph.out[source].append(len(graph.edges))
-        graph.edges.append(Edge(source, target, kind, origin))
+        graph.edges.append(Edge(source, target, kind, entry, item))
 
 
 @contextmanager
@@ -272,9 +294,10 @@ def _connect(builder: _Builder, spec: DomainSpec) -> None:
     index = builder.graph.index
     nodes = builder.graph.nodes
     seen, edges, out = builder.seen, builder.graph.edges, builder.graph.out
-    for i, fwd in enumerate(spec.forwarders):
+    for fwd in spec.forwarders:
         source = index[node_key(fwd.address)]
         node = nodes[source]
+        entry = node.forwarder
         node.targets = len(set(fwd.to))
         for j, target in enumerate(fwd.to):
             if target == fwd.address and node.kind == NodeKind.MAILBOX:
@@ -282,21 +305,22 @@ def _connect(builder: _Builder, spec: DomainSpec) -> None:
                 continue
             found = builder.address(target)
             # builder.link, inlined: this loop runs once per forwarder target.
-            if (source, found) in seen:
+            pair = source << 32 | found
+            if pair in seen:
                 continue
-            seen.add((source, found))
+            seen.add(pair)
             out[source].append(len(edges))
-            origin = Origin(domain, ("forwarders", i, "to", j))
-            edges.append(Edge(source, found, EdgeKind.FORWARD, origin))
+            edges.append(Edge(source, found, EdgeKind.FORWARD, entry, j))
     for i, ext in enumerate(spec.external_forwards):
         source = builder.address(ext.from_)
+        declared = Origin(domain, ("external_forwards", i))
         for j, target in enumerate(ext.to):
-            origin = Origin(domain, ("external_forwards", i, "to", j))
-            builder.link(source, builder.address(target), EdgeKind.EXTERNAL, origin)
+            found = builder.address(target)
+            builder.link(source, found, EdgeKind.EXTERNAL, declared, j)
     for i, job in enumerate(spec.fetch):
         source = index[fetch_key(domain, job.name)]
-        origin = Origin(domain, ("fetch", i, "deliver_to"))
-        builder.link(source, builder.address(job.deliver_to), EdgeKind.FETCH, origin)
+        declared = Origin(domain, ("fetch", i, "deliver_to"))
+        builder.link(source, builder.address(job.deliver_to), EdgeKind.FETCH, declared)
 
 
 def _resolve_catch_alls(builder: _Builder) -> None:
