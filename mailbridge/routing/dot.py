@@ -63,6 +63,7 @@ def to_dot(graph: RoutingGraph, analysis: Analysis | None = None) -> str:
     lines = [
         "digraph mailbridge {",
         "  rankdir=LR;",
+        '  fontname="Helvetica";',
         '  node [fontname="Helvetica", fontsize=10];',
         '  edge [fontname="Helvetica", fontsize=9];',
     ]

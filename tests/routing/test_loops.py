@@ -208,3 +208,33 @@ def test_two_separate_loops_give_two_findings(
     group = next(f for f in loops if f.message.startswith("forwarding loop: c"))
     assert group.found is not None
     assert "also in this loop: e@x.com" in group.found
+
+
+def test_loop_through_an_external_forward_declared_in_another_spec(
+    write_spec: WriteSpec, tmp_path: Path
+) -> None:
+    write_spec(
+        "x.com",
+        """
+        forwarders:
+          - {address: desk@x.com, to: [desk@partner.example]}
+        """,
+    )
+    y = write_spec(
+        "y.net",
+        """
+        forwarders:
+          - {address: intake@y.net, to: [desk@x.com]}
+        external_forwards:
+          # The partner's own server forwards desk@ to our intake address.
+          - {from: desk@partner.example, to: [intake@y.net]}
+        """,
+    )
+    [loop] = by_rule(check(tmp_path), "loop")
+    assert loop.message == (
+        "forwarding loop: desk@partner.example -> intake@y.net -> desk@x.com "
+        "-> desk@partner.example"
+    )
+    assert loop.location is not None
+    assert loop.location.file == str(y)
+    assert loop.path == ("external_forwards", 0, "to", 0)
