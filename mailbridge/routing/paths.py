@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from collections import defaultdict, deque
 from collections.abc import Iterator, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from mailbridge.errors import path_to_text
 from mailbridge.routing.graph import (
@@ -68,19 +68,7 @@ def graph_findings(
 def _place(origin: Origin | None, finding: Finding) -> SpecFinding:
     if origin is None:
         return SpecFinding(None, finding)
-    return SpecFinding(origin.domain, _with_path(finding, origin))
-
-
-def _with_path(finding: Finding, origin: Origin) -> Finding:
-    return Finding(
-        finding.message,
-        path=origin.path,
-        expected=finding.expected,
-        found=finding.found,
-        fix=finding.fix,
-        severity=finding.severity,
-        rule=finding.rule,
-    )
+    return SpecFinding(origin.domain, replace(finding, path=origin.path))
 
 
 def _arrow(labels: Sequence[str]) -> str:
@@ -145,7 +133,8 @@ def loops(analysis: Analysis) -> Iterator[SpecFinding]:
         if len(hops) > SHOWN_HOPS:
             steps.append(f"... {len(hops) - SHOWN_HOPS} more hops")
         found = "; ".join(steps)
-        others = sorted(nodes[n].label for n in members if n not in set(cycle))
+        on_cycle = set(cycle)
+        others = sorted(nodes[n].label for n in members if n not in on_cycle)
         if others:
             shown = ", ".join(others[:SHOWN_HOPS])
             more = ", ..." if len(others) > SHOWN_HOPS else ""
