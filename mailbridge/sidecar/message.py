@@ -31,20 +31,35 @@ class SpooledMessage:
         self._hash = hashlib.sha256()
         self._header = bytearray()
         self._in_header = True
-        self._line_start = True
         self.size = 0
 
-    def write_line(self, line: bytes) -> None:
-        """Append one line (or a piece of a long one) exactly as received."""
-        self._file.write(line)
-        self._hash.update(line)
-        self.size += len(line)
+    def write(self, data: bytes) -> None:
+        """Append bytes exactly as received (CRLF wire form, unstuffed)."""
+        self._file.write(data)
+        self._hash.update(data)
+        self.size += len(data)
         if self._in_header:
-            if line in (b"\r\n", b"\n") and self._line_start:
+            self._collect_header(data)
+
+    # Lines and blocks are the same to the spool.
+    write_line = write
+
+    def _collect_header(self, data: bytes) -> None:
+        start = max(0, len(self._header) - 3)
+        self._header += data[: HEADER_LIMIT - len(self._header)]
+        if self._header[:2] == b"\r\n" or self._header[:1] == b"\n":
+            # No header at all: the message starts with its body.
+            self._header.clear()
+            self._in_header = False
+            return
+        for separator in (b"\r\n\r\n", b"\n\n"):
+            end = self._header.find(separator, start)
+            if end != -1:
+                del self._header[end + len(separator) // 2 :]
                 self._in_header = False
-            elif len(self._header) < HEADER_LIMIT:
-                self._header += line
-        self._line_start = line.endswith(b"\n")
+                return
+        if len(self._header) >= HEADER_LIMIT:
+            self._in_header = False
 
     @property
     def sha256(self) -> str:

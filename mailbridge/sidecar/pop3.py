@@ -7,11 +7,12 @@ this client writes each line to a SpooledMessage as it arrives.
 from __future__ import annotations
 
 import base64
+import io
 import logging
 import socket
 import ssl
 from collections.abc import Callable
-from typing import IO, cast
+from typing import cast
 
 from mailbridge.spec.models import TLSMode
 
@@ -49,7 +50,7 @@ class POP3Client:
         self._fingerprint = fingerprint
         self._timeout = timeout
         self._sock: socket.socket | None = None
-        self._reader: IO[bytes] | None = None
+        self._reader: io.BufferedReader | None = None
 
     def __enter__(self) -> POP3Client:
         if self._sock is None:
@@ -80,7 +81,7 @@ class POP3Client:
 
     def _attach(self, sock: socket.socket) -> None:
         self._sock = sock
-        self._reader = cast(IO[bytes], sock.makefile("rb", buffering=CHUNK))
+        self._reader = cast(io.BufferedReader, sock.makefile("rb", buffering=CHUNK))
 
     def _starttls(self) -> None:
         capabilities = self.capa()
@@ -171,24 +172,32 @@ class POP3Client:
     def _stream_into(
         self, message: SpooledMessage, on_bytes: Callable[[int], None] | None
     ) -> None:
+        """Copy the multi-line response in blocks that end at a line end, so
+        dot-unstuffing and the end marker are found with bytes operations."""
         reader = self._require_reader()
+        pending = b""
         line_start = True
         while True:
             try:
-                line = reader.readline(CHUNK)
+                chunk = reader.read1(CHUNK)
             except OSError as err:
                 raise NetworkError(f"pop3 host={self.host} RETR broke: {err}") from err
-            if not line:
+            if not chunk:
                 raise NetworkError(f"pop3 host={self.host} closed during RETR")
-            if line_start and line.startswith(b"."):
-                if line in (b".\r\n", b".\n"):
-                    return
-                # RFC 1939 section 3: a leading dot was doubled; drop one.
-                line = line[1:]
-            message.write_line(line)
+            pending += chunk
+            cut = pending.rfind(b"\n") + 1
+            if cut == 0:
+                if len(pending) < 4 * CHUNK:
+                    continue
+                cut = len(pending)  # one very long line: pass it on in pieces
+            block, pending = pending[:cut], pending[cut:]
+            data, done = _unstuff(block, line_start)
+            message.write(data)
             if on_bytes is not None:
-                on_bytes(len(line))
-            line_start = line.endswith(b"\n")
+                on_bytes(len(data))
+            if done:
+                return
+            line_start = block.endswith(b"\n")
 
     def dele(self, number: int) -> None:
         self.command(f"DELE {number}")
@@ -252,10 +261,23 @@ class POP3Client:
         if not line.startswith(b"+OK"):
             raise ProtocolError(f"pop3 host={self.host} bad {what}: {_text(line)}")
 
-    def _require_reader(self) -> IO[bytes]:
+    def _require_reader(self) -> io.BufferedReader:
         if self._reader is None:
             raise NetworkError(f"pop3 host={self.host} is not connected")
         return self._reader
+
+
+def _unstuff(block: bytes, line_start: bool) -> tuple[bytes, bool]:
+    """Undo dot-stuffing in a block of whole lines (RFC 1939 section 3) and
+    find the terminating "." line; returns (data, terminated)."""
+    # A virtual LF in front makes a line start at offset 0 look like any other.
+    text = b"\n" + block if line_start else block
+    ends = [i for i in (text.find(b"\n.\r\n"), text.find(b"\n.\n")) if i != -1]
+    done = bool(ends)
+    if done:
+        text = text[: min(ends) + 1]
+    text = text.replace(b"\n..", b"\n.")
+    return (text[1:] if line_start else text), done
 
 
 def _text(line: bytes) -> str:

@@ -140,11 +140,15 @@ class SmtpSink:
 
     def wait_for(self, count: int, timeout: float = 30) -> list[tuple[str, bytes]]:
         deadline = time.monotonic() + timeout
+        previous: list[tuple[str, bytes]] | None = None
         while time.monotonic() < deadline:
             found = self.messages()
-            if len(found) >= count:
+            # smtp-sink may still be writing the last file: wait until two
+            # reads agree.
+            if len(found) >= count and found == previous:
                 return found
-            time.sleep(0.1)
+            previous = found
+            time.sleep(0.2)
         return self.messages()
 
     def stop(self) -> None:

@@ -95,25 +95,22 @@ class SMTPDelivery:
         sock = smtp.sock
         if sock is None:
             raise NetworkError(f"smtp host={self._settings.host} is not connected")
-        buffer = bytearray()
+        pending = b""
         line_start = True
-        last = b"\n"
-        for line in message.lines():
-            # RFC 5321 section 4.5.2: a line starting with '.' gets another.
-            if line_start and line.startswith(b"."):
-                buffer += b"."
-            if line.endswith(b"\n") and not line.endswith(b"\r\n"):
-                line = line[:-1] + b"\r\n"
-            buffer += line
-            line_start = line.endswith(b"\n")
-            last = line[-1:]
-            if len(buffer) >= CHUNK:
-                sock.sendall(buffer)
-                buffer.clear()
-        if last != b"\n":
-            buffer += b"\r\n"
-        buffer += b".\r\n"
-        sock.sendall(buffer)
+        for chunk in message.chunks():
+            pending += chunk
+            cut = pending.rfind(b"\n") + 1
+            if cut == 0 and len(pending) < 4 * CHUNK:
+                continue
+            # One very long line goes in pieces, never split inside a CRLF.
+            cut = cut or len(pending) - pending.endswith(b"\r")
+            block, pending = pending[:cut], pending[cut:]
+            sock.sendall(_stuff(block, line_start))
+            line_start = block.endswith(b"\n")
+        tail = _stuff(pending, line_start) if pending else b""
+        if tail or not line_start:
+            tail += b"\r\n"
+        sock.sendall(tail + b".\r\n")
 
     def _check(
         self,
@@ -157,3 +154,13 @@ class SMTPDelivery:
             smtp.quit()
         except (TimeoutError, smtplib.SMTPException, OSError):
             smtp.close()
+
+
+def _stuff(block: bytes, line_start: bool) -> bytes:
+    """CRLF line ends and dot-stuffing (RFC 5321 section 4.5.2) for a block
+    that ends at a line end (or inside one very long line)."""
+    text = block.replace(b"\r\n", b"\n").replace(b"\n", b"\r\n")
+    if line_start:
+        text = b"\n" + text
+    text = text.replace(b"\n.", b"\n..")
+    return text[1:] if line_start else text
