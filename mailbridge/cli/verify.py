@@ -251,7 +251,11 @@ def print_reports(
                 if value:
                     console.print(Text(f"           {label + ':':9} {value}"))
     errors = sum(r.status == Status.ERROR for r in reports)
-    console.print(
+    unknown = sum(r.count(Status.UNKNOWN) > 0 for r in reports)
+    text = (
         f"{len(reports)} domain{'s' if len(reports) != 1 else ''} verified, "
         f"{errors} with errors"
     )
+    if unknown:
+        text += f", {unknown} with unanswered checks (retry)"
+    console.print(text)

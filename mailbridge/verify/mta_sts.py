@@ -276,8 +276,8 @@ def _policy_finding(subject: str, text: str, expected: str | None, why: str) -> 
             expected=expected.replace("\r\n", " | ").strip(" |"),
             found=text.replace("\r\n", " | ").replace("\n", " | ").strip(" |"),
             why=why + "; the served policy differs from the spec",
-            fix="deploy the host again (`pulumi up`) so the policy file is renewed, "
-            "then change the _mta-sts id",
+            fix="deploy again (`pulumi up`): the policy file and the _mta-sts "
+            "id are both built from the spec",
         )
     return Finding(
         check="mta-sts.policy",
