@@ -8,13 +8,16 @@ issued one valid, one expired and one wrong-name certificate.
 from __future__ import annotations
 
 import asyncio
+import json
 import os
 import shutil
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+import yaml
 
+from mailbridge.cli.main import main
 from mailbridge.spec.models import DomainSpec
 from mailbridge.verify import Report, Status, VerifyOptions
 from mailbridge.verify.runner import Subject, verify_many
@@ -23,7 +26,7 @@ from tests.servers.common import free_port, remove_dir, server_dir
 from tests.servers.dovecot import DovecotServer
 from tests.verify.certs import Leaf, TestCA
 from tests.verify.mailhost import MailHost, running_mail_host
-from tests.verify.zones import make_spec
+from tests.verify.zones import make_spec, spec_data
 
 pytestmark = pytest.mark.servers
 
@@ -223,3 +226,40 @@ def test_unknown_recipient_fails_delivery(
     nobody = rcpts["nobody@good.test"]
     assert nobody.status == Status.ERROR
     assert (nobody.found or "").startswith("550")
+
+
+def test_cli_dials_the_overridden_address_and_ports(
+    postfix: MailHost,
+    dovecots: dict[str, DovecotServer],
+    test_ca: TestCA,
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    spec = tmp_path / "good.test.yaml"
+    spec.write_text(yaml.safe_dump(spec_data("good.test", "203.0.113.10")))
+    ports = _ports(postfix, dovecots["valid"])
+    argv = [
+        "verify",
+        str(spec),
+        "--no-dns",
+        "--host-address",
+        "127.0.0.1",
+        "--ports",
+        ",".join(f"{name}={port}" for name, port in ports.items()),
+        "--ca-file",
+        str(test_ca.path),
+        "--json",
+    ]
+    code = 0
+    try:
+        main(argv)
+    except SystemExit as exit_:
+        code = int(exit_.code or 0)
+    data = json.loads(capsys.readouterr().out)
+    findings = data["domains"][0]["findings"]
+    subjects = {f["subject"] for f in findings if f["check"] == "port.imaps"}
+    assert subjects == {f"mx1.good.test:{ports['imaps']} (imaps, 127.0.0.1)"}
+    chain = [f for f in findings if f["check"].endswith(".chain")]
+    assert len(chain) == 5 and all(f["status"] == "ok" for f in chain)
+    # The default `sales@good.test` forwarder is accepted, so no errors.
+    assert code == 0, findings
