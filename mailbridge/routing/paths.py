@@ -213,17 +213,19 @@ def chain_length(
     chains = longest_chains(analysis)
     hops, best = chains.hops, chains.best
 
+    max_chain = {domain: value.max_chain for domain, value in limits.items()}
+    cyclic = components.cyclic
+
     def limit_of(n: int) -> int:
         origin = nodes[n].forwarder
         assert origin is not None
-        return limits.get(origin.domain, DEFAULT_LIMITS).max_chain
+        return max_chain.get(origin.domain, DEFAULT_LIMITS.max_chain)
 
-    over = [
-        nodes[n].forwarder is not None
-        and not components.on_cycle(n)
-        and hops[of[n]] > limit_of(n)
-        for n in range(len(nodes))
-    ]
+    over = [False] * len(nodes)
+    for n, node in enumerate(nodes):
+        if node.forwarder is None or cyclic[of[n]]:
+            continue
+        over[n] = hops[of[n]] > limit_of(n)
     covered = [False] * len(nodes)
     for edge in edges:
         if over[edge.source]:
