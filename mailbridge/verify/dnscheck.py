@@ -128,6 +128,10 @@ def _limit(
     else:
         status = Status.OK
     found = str(count) if result.complete else f"at least {count}"
+    if result.macros:
+        found += (
+            f" (not followed, they depend on the sender: {', '.join(result.macros)})"
+        )
     return Finding(
         check=check,
         subject=subject,
@@ -148,7 +152,6 @@ _SPF_FIX = {
     spf.IssueKind.LOOP: "remove the include or redirect that points back",
     spf.IssueKind.MX_HOSTS: "use ip4/ip6 terms instead of mx for that domain",
     spf.IssueKind.PTR: "replace ptr with ip4/ip6 terms",
-    spf.IssueKind.UNRESOLVED: "retry later",
 }
 
 

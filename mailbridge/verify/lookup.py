@@ -14,6 +14,8 @@ import dns.rdatatype
 import dns.resolver
 import dns.reversename
 
+from mailbridge.errors import InputError
+
 log = logging.getLogger(__name__)
 
 
@@ -71,7 +73,15 @@ class Resolver:
 
     def __init__(self, address: tuple[str, int] | None, timeout: float) -> None:
         if address is None:
-            self._resolver = dns.asyncresolver.Resolver()
+            try:
+                self._resolver = dns.asyncresolver.Resolver()
+            except dns.resolver.NoResolverConfiguration as err:
+                raise InputError.single(
+                    f"no DNS resolver configured on this machine: {err}",
+                    path=("--resolver",),
+                    expected="a nameserver line in /etc/resolv.conf",
+                    fix="pass --resolver IP[:PORT]",
+                ) from err
         else:
             self._resolver = dns.asyncresolver.Resolver(configure=False)
             self._resolver.nameservers = [address[0]]

@@ -29,7 +29,6 @@ class IssueKind(enum.StrEnum):
     LOOP = "loop"
     MX_HOSTS = "mx-hosts"
     PTR = "ptr"
-    UNRESOLVED = "unresolved"
 
 
 @dataclass(frozen=True)
@@ -117,6 +116,7 @@ class Walk:
     void_lookups: int = 0
     issues: list[Issue] = field(default_factory=list)
     unresolved: list[str] = field(default_factory=list)
+    macros: list[str] = field(default_factory=list)
     trail: list[str] = field(default_factory=list)
     queries: int = 0
 
@@ -164,7 +164,9 @@ async def _walk_record(
             continue
         target = _target(term, domain)
         if target is None:
-            result.unresolved.append(f"{term.text} (macro, needs a sender)")
+            # Its target depends on the sender (RFC 7208 section 7): the term
+            # counts as one lookup, but nothing behind it can be followed.
+            result.macros.append(term.text)
             continue
         if term.name in ("include", "redirect"):
             await _follow(resolver, result, target, term, path)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from pathlib import Path
 
 import pytest
@@ -12,10 +13,10 @@ from mailbridge.errors import InputError
 from mailbridge.verify import Status
 from mailbridge.verify.compare import compare
 from mailbridge.verify.dnscheck import dmarc_errors, report_domains
-from mailbridge.verify.lookup import Lookup, Outcome
+from mailbridge.verify.lookup import Lookup, Outcome, Resolver
 from mailbridge.verify.mta_sts import FetchError, _http_body, mx_matches, parse_policy
 from mailbridge.verify.options import VerifyOptions, parse_address, parse_ports
-from mailbridge.verify.spf import parse
+from mailbridge.verify.spf import parse, walk
 from mailbridge.verify.tags import parse_tags
 from mailbridge.verify.tls import name_matches
 from tests.verify.certs import TestCA
@@ -175,3 +176,14 @@ def test_dkim_keys_compare_by_type_and_key() -> None:
     finding = compare(record, other, "dkim.s1")
     assert finding.status == Status.ERROR
     assert finding.found == "v=DKIM1; k=rsa; p=REVG"
+
+
+def test_spf_macros_count_but_are_not_followed() -> None:
+    """No DNS is needed: the record's only lookup term holds a macro."""
+    top = _live("TXT", "v=spf1 exists:%{i}._spf.a.test -all")
+    resolver = Resolver(("127.0.0.1", 9), timeout=0.1)
+    result = asyncio.run(walk(resolver, "a.test", top))
+    assert result.lookups == 1
+    assert result.complete
+    assert result.macros == ["exists:%{i}._spf.a.test"]
+    assert resolver.queries == 0
