@@ -122,6 +122,7 @@ def make_project(
     for name in ("example.com.yaml", "example.net.yaml"):
         shutil.copy(ROOT / "stacks" / name, root / "stacks" / name)
     project = Project(root, stack)
+    project.backend.mkdir(exist_ok=True)
     project.run("stack", "init", stack, "--secrets-provider", "passphrase")
     project.run("config", "set", "--stack", stack, "mailbridge:spec", f"stacks/{spec}")
     if peers:
