@@ -64,7 +64,7 @@ def test_triggers_and_jobs(workflow: dict[str, Any]) -> None:
     assert "push" in jobs["deploy"]["if"]
     assert "schedule" in jobs["verify"]["if"]
     assert jobs["preview"]["needs"] == ["changes"]
-    assert jobs["deploy"]["needs"] == ["changes"]
+    assert jobs["deploy"]["needs"] == ["test", "changes"]
     assert jobs["verify"]["permissions"]["issues"] == "write"
     assert jobs["comment"]["permissions"]["pull-requests"] == "write"
 
