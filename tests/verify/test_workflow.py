@@ -66,7 +66,10 @@ def test_triggers_and_jobs(workflow: dict[str, Any]) -> None:
     assert jobs["preview"]["needs"] == ["changes"]
     assert jobs["deploy"]["needs"] == ["test", "changes"]
     assert jobs["verify"]["permissions"]["issues"] == "write"
-    assert jobs["comment"]["permissions"]["pull-requests"] == "write"
+    assert jobs["comment"]["permissions"] == {
+        "contents": "write",
+        "pull-requests": "write",
+    }
 
 
 def test_pulumi_steps_use_the_policy_pack(workflow: dict[str, Any]) -> None:
