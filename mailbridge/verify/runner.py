@@ -17,7 +17,7 @@ from mailbridge.verify import dnscheck
 from mailbridge.verify.findings import Finding, Report, Status
 from mailbridge.verify.lookup import Resolver
 from mailbridge.verify.mta_sts import check_mta_sts
-from mailbridge.verify.options import SERVICES, VerifyOptions
+from mailbridge.verify.options import SERVICES, Service, VerifyOptions
 from mailbridge.verify.tags import parse_tags
 from mailbridge.verify.tls import Target, check_service
 
@@ -55,11 +55,12 @@ async def verify_many(
 ) -> list[Report]:
     """Reports in the order of `subjects`; at most `concurrency` at once."""
     resolver = Resolver(options.resolver_address(), options.timeout)
+    dials = Dials()
     gate = asyncio.Semaphore(options.concurrency)
 
     async def one(subject: Subject) -> Report:
         async with gate:
-            report = await verify_one(resolver, subject, options)
+            report = await verify_one(resolver, subject, options, dials)
         if on_done is not None:
             on_done(report)
         return report
@@ -69,8 +70,33 @@ async def verify_many(
     return list(reports)
 
 
+class Dials:
+    """Port checks shared by the domains of one mail host within a run.
+
+    Fifty domains on one host need its ports dialled once, not fifty times:
+    the findings are the same, and the host is spared. Only the RCPT check
+    of port 25 differs per domain, so that dial is never shared.
+    """
+
+    def __init__(self) -> None:
+        self._done: dict[tuple[str, str, str, int], asyncio.Future[list[Finding]]] = {}
+
+    async def check(self, service: Service, port: int, target: Target) -> list[Finding]:
+        if target.recipients and service.name == "smtp":
+            return await check_service(service, port, target)
+        key = (target.hostname, target.address, service.name, port)
+        pending = self._done.get(key)
+        if pending is None:
+            pending = asyncio.ensure_future(check_service(service, port, target))
+            self._done[key] = pending
+        return list(await asyncio.shield(pending))
+
+
 async def verify_one(
-    resolver: Resolver, subject: Subject, options: VerifyOptions
+    resolver: Resolver,
+    subject: Subject,
+    options: VerifyOptions,
+    dials: Dials | None = None,
 ) -> Report:
     report = Report(domain=subject.domain)
     spec = subject.spec
@@ -82,7 +108,8 @@ async def verify_one(
     if options.check_dns:
         report.findings.extend(await _dns(resolver, subject, mx_hosts, options))
     if options.check_tls:
-        report.findings.extend(await _tls(resolver, subject, mx_hosts, options))
+        shared = dials if dials is not None else Dials()
+        report.findings.extend(await _tls(resolver, subject, mx_hosts, options, shared))
     return report
 
 
@@ -170,7 +197,11 @@ async def _tls_rpt(resolver: Resolver, domain: str) -> list[Finding]:
 
 
 async def _tls(
-    resolver: Resolver, subject: Subject, mx_hosts: list[str], options: VerifyOptions
+    resolver: Resolver,
+    subject: Subject,
+    mx_hosts: list[str],
+    options: VerifyOptions,
+    dials: Dials,
 ) -> list[Finding]:
     hostname, addresses = await _mail_host(resolver, subject, mx_hosts)
     address = options.host_address or (addresses[0] if addresses else None)
@@ -199,7 +230,7 @@ async def _tls(
     # One service after another, so that each latency is measured alone.
     for name in options.services:
         service = SERVICES[name]
-        findings.extend(await check_service(service, options.port_of(name), target))
+        findings.extend(await dials.check(service, options.port_of(name), target))
     return findings
 
 

@@ -263,3 +263,38 @@ def test_cli_dials_the_overridden_address_and_ports(
     assert len(chain) == 5 and all(f["status"] == "ok" for f in chain)
     # The default `sales@good.test` forwarder is accepted, so no errors.
     assert code == 0, findings
+
+
+def test_domains_on_one_host_share_its_dials(
+    postfix: MailHost, dovecots: dict[str, DovecotServer], test_ca: TestCA
+) -> None:
+    """Same host, two domains: one dial per port (the same measured latency),
+    but each domain's own RCPT check."""
+    specs = [
+        make_spec(
+            domain,
+            "203.0.113.10",
+            mail_host={"hostname": "mx1.good.test", "ipv4": ["203.0.113.10"]},
+            forwarders=[{"address": f"sales@{domain}", "to": ["owner@gmail.com"]}],
+        )
+        for domain in ("good.test", "second.test")
+    ]
+    options = VerifyOptions(
+        check_dns=False,
+        host_address="127.0.0.1",
+        ports=_ports(postfix, dovecots["valid"]),
+        services=("smtp", "imaps"),
+        ca_file=test_ca.path,
+    )
+    first, second = asyncio.run(
+        verify_many([Subject(s.domain, s) for s in specs], options)
+    )
+    (imaps_a,) = first.by_check("port.imaps")
+    (imaps_b,) = second.by_check("port.imaps")
+    assert imaps_a.detail["latency_ms"] == imaps_b.detail["latency_ms"]
+    (rcpt_a,) = first.by_check("delivery.rcpt")
+    (rcpt_b,) = second.by_check("delivery.rcpt")
+    assert rcpt_a.status == Status.OK
+    # second.test is not a domain of this Postfix: relaying is refused.
+    assert rcpt_b.status == Status.ERROR
+    assert "sales@second.test" in rcpt_b.subject
