@@ -9,6 +9,7 @@ from __future__ import annotations
 import os
 import re
 import shlex
+import subprocess
 from pathlib import Path
 from typing import Any
 
@@ -99,7 +100,6 @@ def test_every_script_it_runs_exists(workflow: dict[str, Any]) -> None:
     expected = {
         "scripts/test",
         "scripts/bootstrap",
-        "scripts/pulumi-engine",
         "scripts/up",
     }
     assert expected <= scripts
@@ -107,6 +107,13 @@ def test_every_script_it_runs_exists(workflow: dict[str, Any]) -> None:
         path = ROOT / name
         assert path.is_file(), f"{name} is named in the workflow but missing"
         assert os.access(path, os.X_OK), f"{name} is not executable"
+        if (ROOT / ".git").exists():
+            tracked = subprocess.run(
+                ["git", "-C", str(ROOT), "ls-files", "--error-unmatch", name],
+                capture_output=True,
+                check=False,
+            )
+            assert tracked.returncode == 0, f"{name} is not committed"
 
 
 def _options(command: click.Command) -> set[str]:
