@@ -16,6 +16,7 @@ from mailbridge.cli.common import emit_json, json_option, spec_paths
 from mailbridge.cli.main import EXIT_FINDINGS
 from mailbridge.errors import Severity, path_to_text
 from mailbridge.routing import Finding, has_errors, run_checks
+from mailbridge.routing.graph import paused_gc
 from mailbridge.spec import load_specs
 
 STYLES = {Severity.ERROR: "bold red", Severity.WARNING: "yellow", Severity.INFO: "cyan"}
@@ -30,7 +31,10 @@ def command(paths: tuple[Path, ...], as_json: bool) -> None:
 
     Exits 1 when any finding is an error; warnings alone exit 0.
     """
-    loaded = load_specs(paths)
+    # Loading makes millions of small objects and no garbage cycles worth
+    # chasing: without the pause, full collections take half the load time.
+    with paused_gc():
+        loaded = load_specs(paths)
     findings = run_checks(loaded)
     if as_json:
         emit_json(to_json(findings, len(loaded)))
