@@ -8,6 +8,7 @@ without the graph builder, and searches by repeated depth-first search.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
@@ -15,7 +16,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from mailbridge.routing import build_graph, evaluate
-from mailbridge.routing.paths import Analysis, longest_chains
+from mailbridge.routing.paths import Analysis, duplicate_paths, longest_chains
 from mailbridge.routing.scc import strongly_connected
 from mailbridge.spec.models import DomainSpec
 
@@ -48,6 +49,21 @@ external_forwards = st.lists(
     st.fixed_dictionaries({"from": st.sampled_from(ADDRESSES), "to": targets}),
     max_size=2,
 )
+# A fetch job: the inbox it delivers to, and maybe the forwarder it backs up.
+fetch_jobs = st.none() | st.tuples(
+    st.sampled_from(OUTSIDE), st.none() | st.sampled_from(ADDRESSES)
+)
+
+
+def fetch_entry(deliver_to: str, backup_of: str | None) -> dict[str, object]:
+    return {
+        "name": "job",
+        "pop3": {"host": "pop.ext.test", "username": "u", "password": "secret:p"},
+        "deliver_to": deliver_to,
+        "backup_of": backup_of,
+        "via": "imap",
+        "imap": {"password": "secret:p"},
+    }
 
 
 @st.composite
@@ -56,7 +72,8 @@ def domain_specs(draw: st.DrawFn) -> list[DomainSpec]:
     for domain in MANAGED:
         aliases = draw(alias_targets)
         forwarders = [
-            {"address": f"{local}@{domain}", "to": to} for local, to in aliases.items()
+            {"address": f"{local}@{domain}", "to": to, "backup": draw(st.booleans())}
+            for local, to in aliases.items()
         ]
         catch_all = draw(catch_all_targets)
         if catch_all is not None:
@@ -71,6 +88,7 @@ def domain_specs(draw: st.DrawFn) -> list[DomainSpec]:
             ],
             "forwarders": forwarders,
             "external_forwards": draw(external_forwards),
+            "fetch": [fetch_entry(*job)] if (job := draw(fetch_jobs)) else [],
         }
         specs.append(DomainSpec.model_validate(data))
     return specs
@@ -211,3 +229,51 @@ def test_components_are_mutual_reachability(adjacency: list[list[int]]) -> None:
     for source, targets_ in enumerate(adjacency):
         for target in targets_:
             assert components.of[target] <= components.of[source]
+
+
+DUPLICATE = re.compile(
+    r"two delivery paths into (\S+): forwarder (\S+) and fetch job (\S+) of (\S+)$"
+)
+
+
+@settings(max_examples=150, deadline=None)
+@given(domain_specs())
+def test_duplicate_paths_match_brute_force(specs: list[DomainSpec]) -> None:
+    """The last forwarder before a fetch job's inbox, unless marked backup."""
+    brute = BruteForce.of(specs)
+    forwarders = {
+        canonical(f.address): f.backup for spec in specs for f in spec.forwarders
+    }
+
+    def reaches(start: str, inbox: str) -> bool:
+        """A path from `start` to `inbox` through no forwarder at all."""
+        if start in forwarders:
+            return False
+        seen, stack = {start}, [start]
+        while stack:
+            node = stack.pop()
+            if node == inbox:
+                return True
+            for target, _ in brute.hops[node]:
+                if target not in forwarders and target not in seen:
+                    seen.add(target)
+                    stack.append(target)
+        return False
+
+    expected = set()
+    for spec in specs:
+        for job in spec.fetch:
+            inbox = canonical(job.deliver_to)
+            for source, backup in forwarders.items():
+                named = job.backup_of and canonical(job.backup_of) == source
+                if backup or named:
+                    continue
+                if any(reaches(t, inbox) for t, _ in brute.hops[source]):
+                    expected.add((inbox, source, spec.domain))
+    found = set()
+    for item in duplicate_paths(build_graph(specs)):
+        match = DUPLICATE.match(item.finding.message)
+        assert match is not None, item.finding.message
+        inbox, source, _, domain = match.groups()
+        found.add((canonical(inbox), canonical(source), domain))
+    assert found == expected
