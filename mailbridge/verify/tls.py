@@ -9,6 +9,7 @@ certificate's names and dates for the finding.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import datetime as dt
 import ipaddress
 import logging
@@ -57,14 +58,19 @@ class Target:
     recipients: tuple[str, ...] = ()
 
 
-def _context(ca_file: Path | None, verify: bool) -> ssl.SSLContext:
+def _context(ca_file: Path | None, verify: bool, legacy: bool) -> ssl.SSLContext:
     context = ssl.create_default_context(cafile=str(ca_file) if ca_file else None)
     # The name is checked by `name_matches`, so a mismatch is its own finding.
     context.check_hostname = False
     if not verify:
         context.verify_mode = ssl.CERT_NONE
-    # RFC 8996 retired TLS 1.0 and 1.1: a server offering only those fails.
-    context.minimum_version = ssl.TLSVersion.TLSv1_2
+    if legacy:
+        # Only to name what an old server speaks: TLS 1.0 and 1.1 are
+        # retired (RFC 8996) and reported as errors, never relied on.
+        context.minimum_version = ssl.TLSVersion.MINIMUM_SUPPORTED
+        context.set_ciphers("DEFAULT:@SECLEVEL=0")
+    else:
+        context.minimum_version = ssl.TLSVersion.TLSv1_2
     return context
 
 
@@ -105,10 +111,12 @@ async def probe(
     verify: bool,
     timeout: float,
     recipients: Sequence[str] = (),
+    legacy: bool = False,
 ) -> Probe:
     """Dial, read the banner, start TLS; raise ProbeError or TimeoutError."""
+    context = _context(ca_file, verify, legacy)
     return await asyncio.wait_for(
-        _probe(service, address, port, hostname, ca_file, verify, recipients),
+        _probe(service, address, port, hostname, context, recipients),
         timeout,
     )
 
@@ -118,11 +126,9 @@ async def _probe(
     address: str,
     port: int,
     hostname: str,
-    ca_file: Path | None,
-    verify: bool,
+    context: ssl.SSLContext,
     recipients: Sequence[str],
 ) -> Probe:
-    context = _context(ca_file, verify)
     started = time.perf_counter()
     reader, writer = await asyncio.open_connection(address, port, limit=_LINE_LIMIT)
     try:
@@ -228,52 +234,42 @@ def _names(certificate: x509.Certificate) -> str:
 async def check_service(service: Service, port: int, target: Target) -> list[Finding]:
     """Every finding for one service of the mail host."""
     subject = f"{target.hostname}:{port} ({service.name}, {_show(target.address)})"
-    recipients = target.recipients if service.name == "smtp" else ()
     try:
-        seen = await probe(
-            service,
-            target.address,
-            port,
-            target.hostname,
-            ca_file=target.ca_file,
-            verify=True,
-            timeout=target.timeout,
-            recipients=recipients,
-        )
-    except ssl.SSLCertVerificationError as err:
-        again = await _unverified(service, port, target, err.verify_message)
-        if isinstance(again, Finding):
-            return [again]
-        seen = again
-    except (TimeoutError, OSError, ssl.SSLError, ProbeError) as err:
+        seen = await _dial(service, port, target, legacy=False)
+    except (ssl.SSLError, ConnectionResetError) as err:
+        # Perhaps the server speaks only TLS older than 1.2: dial again
+        # accepting that, so the finding can say which version it was.
+        try:
+            seen = await _dial(service, port, target, legacy=True)
+        except (TimeoutError, OSError, ssl.SSLError, ProbeError):
+            return [_dial_failure(service, port, subject, target, err)]
+    except (TimeoutError, OSError, ProbeError) as err:
         return [_dial_failure(service, port, subject, target, err)]
     return _assess(service, subject, target, seen)
 
 
-async def _unverified(
-    service: Service, port: int, target: Target, message: str
-) -> Probe | Finding:
-    subject = f"{target.hostname}:{port} ({service.name}, {_show(target.address)})"
-    try:
-        seen = await probe(
+async def _dial(service: Service, port: int, target: Target, *, legacy: bool) -> Probe:
+    """Verified first; on a certificate error, again unverified to read it."""
+    recipients = target.recipients if service.name == "smtp" else ()
+
+    async def dial(verify: bool) -> Probe:
+        return await probe(
             service,
             target.address,
             port,
             target.hostname,
             ca_file=target.ca_file,
-            verify=False,
+            verify=verify,
             timeout=target.timeout,
-            recipients=target.recipients if service.name == "smtp" else (),
+            recipients=recipients,
+            legacy=legacy,
         )
-    except (TimeoutError, OSError, ssl.SSLError, ProbeError) as err:
-        return _dial_failure(service, port, subject, target, err)
-    return Probe(
-        latency_ms=seen.latency_ms,
-        tls_version=seen.tls_version,
-        certificate=seen.certificate,
-        verify_error=message,
-        smtp_replies=seen.smtp_replies,
-    )
+
+    try:
+        return await dial(verify=True)
+    except ssl.SSLCertVerificationError as err:
+        seen = await dial(verify=False)
+        return dataclasses.replace(seen, verify_error=err.verify_message)
 
 
 def _show(address: str) -> str:

@@ -11,6 +11,8 @@ import asyncio
 import json
 import os
 import shutil
+import ssl
+import warnings
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -19,8 +21,10 @@ import yaml
 
 from mailbridge.cli.main import main
 from mailbridge.spec.models import DomainSpec
-from mailbridge.verify import Report, Status, VerifyOptions
+from mailbridge.verify import Finding, Report, Status, VerifyOptions
+from mailbridge.verify.options import SERVICES
 from mailbridge.verify.runner import Subject, verify_many
+from mailbridge.verify.tls import Target, check_service
 from tests.servers import dovecot as dovecot_server
 from tests.servers.common import free_port, remove_dir, server_dir
 from tests.servers.dovecot import DovecotServer
@@ -298,3 +302,45 @@ def test_domains_on_one_host_share_its_dials(
     # second.test is not a domain of this Postfix: relaying is refused.
     assert rcpt_b.status == Status.ERROR
     assert "sales@second.test" in rcpt_b.subject
+
+
+def test_server_with_only_tls_1_1_is_named(
+    ca_leaves: dict[str, Leaf], test_ca: TestCA
+) -> None:
+    """A tiny POP3 greeter that speaks nothing newer than TLS 1.1.
+
+    Postfix and Dovecot here refuse to be configured that old, so a Python
+    server plays the outdated host.
+    """
+    leaf = ca_leaves["valid"]
+
+    async def scenario() -> list[Finding]:
+        context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+        context.load_cert_chain(leaf.cert, leaf.key)
+        with warnings.catch_warnings():
+            # Naming the retired versions is deprecated; this server must.
+            warnings.simplefilter("ignore", DeprecationWarning)
+            context.minimum_version = ssl.TLSVersion.TLSv1
+            context.maximum_version = ssl.TLSVersion.TLSv1_1
+        context.set_ciphers("DEFAULT:@SECLEVEL=0")
+
+        async def greet(
+            reader: asyncio.StreamReader, writer: asyncio.StreamWriter
+        ) -> None:
+            writer.write(b"+OK old server\r\n")
+            await writer.drain()
+            writer.close()
+
+        server = await asyncio.start_server(greet, "127.0.0.1", 0, ssl=context)
+        port = server.sockets[0].getsockname()[1]
+        target = Target("mx1.good.test", "127.0.0.1", 5.0, test_ca.path, 2000, 21)
+        try:
+            return await check_service(SERVICES["pop3s"], port, target)
+        finally:
+            server.close()
+            await server.wait_closed()
+
+    findings = {f.check: f for f in asyncio.run(scenario())}
+    assert findings["tls.pop3s.version"].status == Status.ERROR
+    assert findings["tls.pop3s.version"].found == "TLSv1.1"
+    assert findings["tls.pop3s.chain"].status == Status.OK
