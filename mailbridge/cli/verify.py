@@ -178,7 +178,10 @@ def command(
     )
     subjects = subjects_from(targets, keys_dir)
     show_bar = sys.stderr.isatty() and not as_json if progress is None else progress
-    reports = _run(subjects, options, show_bar and len(subjects) > 1)
+    try:
+        reports = _run(subjects, options, show_bar and len(subjects) > 1)
+    except KeyboardInterrupt as err:
+        raise click.Abort from err
     if as_json:
         emit_json(to_json(reports))
     else:
