@@ -17,8 +17,8 @@ import tempfile
 import time
 from pathlib import Path
 
+from mailbridge.perf import paused_gc
 from mailbridge.routing import build_graph, has_errors, run_checks
-from mailbridge.routing.graph import paused_gc
 from mailbridge.spec import LoadedSpec, load_specs
 
 TARGET_SECONDS = 2.0

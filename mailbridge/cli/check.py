@@ -15,8 +15,8 @@ from rich.text import Text
 from mailbridge.cli.common import emit_json, json_option, spec_paths
 from mailbridge.cli.main import EXIT_FINDINGS
 from mailbridge.errors import Severity, path_to_text
+from mailbridge.perf import paused_gc
 from mailbridge.routing import Finding, has_errors, run_checks
-from mailbridge.routing.graph import paused_gc
 from mailbridge.spec import load_specs
 
 STYLES = {Severity.ERROR: "bold red", Severity.WARNING: "yellow", Severity.INFO: "cyan"}

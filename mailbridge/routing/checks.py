@@ -6,7 +6,8 @@ import logging
 from collections.abc import Sequence
 
 from mailbridge.errors import Severity
-from mailbridge.routing.graph import RoutingGraph, build_graph, paused_gc
+from mailbridge.perf import paused_gc
+from mailbridge.routing.graph import RoutingGraph, build_graph
 from mailbridge.routing.paths import Analysis, graph_findings
 from mailbridge.routing.rules import Finding, SpecFinding, spec_findings
 from mailbridge.spec.loader import LoadedSpec

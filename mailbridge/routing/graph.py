@@ -9,12 +9,11 @@ specs: every lookup is a dict lookup, catch-alls included.
 from __future__ import annotations
 
 import enum
-import gc
-from collections.abc import Iterable, Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 
 from mailbridge.errors import FieldPath
+from mailbridge.perf import paused_gc
 from mailbridge.spec.loader import LoadedSpec
 from mailbridge.spec.models import DomainSpec
 
@@ -222,23 +221,6 @@ class _Builder:
         graph = self.graph
         graph.out[source].append(len(graph.edges))
         graph.edges.append(Edge(source, target, kind, entry, item))
-
-
-@contextmanager
-def paused_gc() -> Iterator[None]:
-    """Pause the cyclic garbage collector while building many small objects.
-
-    The graph makes no reference cycles, but each batch of new objects
-    triggers collections that rescan every object alive, the loaded specs
-    included: with 100,000 aliases that costs more than the work itself.
-    """
-    enabled = gc.isenabled()
-    gc.disable()
-    try:
-        yield
-    finally:
-        if enabled:
-            gc.enable()
 
 
 def _as_spec(item: DomainSpec | LoadedSpec) -> DomainSpec:

@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from mailbridge.errors import InputError, Location, Problem
+from mailbridge.perf import paused_gc
 from mailbridge.spec.models import DomainSpec
 from mailbridge.spec.semantic import check_spec
 from mailbridge.spec.validation import load_model
@@ -73,11 +74,12 @@ def load_specs(paths: Iterable[Path]) -> list[LoadedSpec]:
         )
     loaded: list[LoadedSpec] = []
     problems: list[Problem] = []
-    for file in files:
-        try:
-            loaded.append(load_spec(file))
-        except InputError as err:
-            problems.extend(err.problems)
+    with paused_gc():
+        for file in files:
+            try:
+                loaded.append(load_spec(file))
+            except InputError as err:
+                problems.extend(err.problems)
     owners: dict[str, LoadedSpec] = {}
     for item in loaded:
         other = owners.setdefault(item.spec.domain, item)
