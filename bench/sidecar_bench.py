@@ -227,8 +227,11 @@ def main() -> None:
             seconds = fetchmail(server, user, sink_port, work)
             fetch_rate = count / seconds
             report("fetchmail to smtp-sink", f"{fetch_rate:.1f} msg/s")
-            seconds = getmail(server, user, work)
-            report("getmail6 to a Maildir", f"{count / seconds:.1f} msg/s")
+            try:
+                seconds = getmail(server, user, work)
+                report("getmail6 to a Maildir", f"{count / seconds:.1f} msg/s")
+            except RuntimeError as err:
+                report("getmail6 to a Maildir", "failed", str(err)[-120:])
 
         folder = work / "sidecar"
         folder.mkdir()

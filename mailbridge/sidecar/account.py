@@ -226,6 +226,8 @@ class AccountPoller:
         self, client: POP3Client, deletions: list[tuple[int, str]], result: PollResult
     ) -> None:
         try:
+            if deletions:
+                self._store.flush()
             for number, _ in deletions:
                 client.dele(number)
             client.quit()
@@ -301,15 +303,6 @@ class AccountPoller:
         key = message.dedupe_key
         message_id = message.message_id
         was_delivering = row is not None and row.state == MessageState.DELIVERING
-        if not was_delivering:
-            self._store.mark(
-                self.name,
-                uidl,
-                MessageState.SPOOLED,
-                dedupe_key=key,
-                message_id=message_id,
-                size=message.size,
-            )
         log.debug(
             "message fetched account=%s uidl=%s message_id=%s size=%d",
             self.name,
@@ -352,7 +345,17 @@ class AccountPoller:
                 self.account.via,
             )
 
-        self._store.mark(self.name, uidl, MessageState.DELIVERING, attempt=True)
+        # Written before the target is contacted: after a crash, this row
+        # says the target may hold the message, and under which key.
+        self._store.mark(
+            self.name,
+            uidl,
+            MessageState.DELIVERING,
+            dedupe_key=key,
+            message_id=message_id,
+            size=message.size,
+            attempt=True,
+        )
         envelope = Envelope(self.account.deliver_to, _return_path(message))
         try:
             target_id = self._target.deliver(message, envelope)
@@ -383,6 +386,8 @@ class AccountPoller:
             dedupe_key=key,
             target_id=target_id,
             state=state,
+            message_id=message.message_id,
+            size=message.size,
         )
         outcome = "delivered" if state == MessageState.DELIVERED else "duplicate"
         self._metrics.message(self.name, outcome, message.size)

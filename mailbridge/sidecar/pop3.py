@@ -63,6 +63,8 @@ class POP3Client:
     def connect(self) -> None:
         try:
             sock = socket.create_connection((self.host, self.port), self._timeout)
+            # Small commands must not wait for delayed ACKs (Nagle).
+            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         except OSError as err:
             raise NetworkError(
                 f"pop3 connect host={self.host} port={self.port} failed: {err}"
@@ -270,14 +272,16 @@ class POP3Client:
 def _unstuff(block: bytes, line_start: bool) -> tuple[bytes, bool]:
     """Undo dot-stuffing in a block of whole lines (RFC 1939 section 3) and
     find the terminating "." line; returns (data, terminated)."""
-    # A virtual LF in front makes a line start at offset 0 look like any other.
-    text = b"\n" + block if line_start else block
-    ends = [i for i in (text.find(b"\n.\r\n"), text.find(b"\n.\n")) if i != -1]
-    done = bool(ends)
-    if done:
-        text = text[: min(ends) + 1]
-    text = text.replace(b"\n..", b"\n.")
-    return (text[1:] if line_start else text), done
+    if line_start and block[:3] in (b".\r\n", b".\n"):
+        return b"", True
+    ends = [i for i in (block.find(b"\n.\r\n"), block.find(b"\n.\n")) if i != -1]
+    if ends:
+        block = block[: min(ends) + 1]
+    if line_start and block[:2] == b"..":
+        block = block[1:]
+    if b"\n.." in block:
+        block = block.replace(b"\n..", b"\n.")
+    return block, bool(ends)
 
 
 def _text(line: bytes) -> str:

@@ -415,6 +415,8 @@ class Store:
         dedupe_key: str,
         target_id: str | None,
         state: MessageState = MessageState.DELIVERED,
+        message_id: str | None = None,
+        size: int | None = None,
     ) -> None:
         """Confirmed at the target: the message row and the dedupe entry, in
         one transaction."""
@@ -422,11 +424,26 @@ class Store:
         with self._transaction() as cur:
             cur.execute(
                 self._sql(
-                    "UPDATE sidecar_messages SET state = ?, delivered_at = ?, "
-                    "target_id = ?, updated = ?, dedupe_key = ? "
-                    "WHERE account = ? AND uidl = ?"
+                    "INSERT INTO sidecar_messages (account, uidl, state, dedupe_key, "
+                    "message_id, size, first_seen, updated, delivered_at, target_id) "
+                    "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?) "
+                    "ON CONFLICT (account, uidl) DO UPDATE SET "
+                    "state = excluded.state, delivered_at = excluded.delivered_at, "
+                    "target_id = excluded.target_id, updated = excluded.updated, "
+                    "dedupe_key = excluded.dedupe_key"
                 ),
-                (str(state), now, target_id, now, dedupe_key, account, uidl),
+                (
+                    account,
+                    uidl,
+                    str(state),
+                    dedupe_key,
+                    message_id,
+                    size,
+                    now,
+                    now,
+                    now,
+                    target_id,
+                ),
             )
             cur.execute(
                 self._sql(
@@ -436,6 +453,10 @@ class Store:
                 ),
                 (target, dedupe_key, account, uidl, target_id, now),
             )
+
+    def flush(self) -> None:
+        """Make every committed write durable before an irreversible step
+        (POP3 DELE). Stores that sync each commit do nothing here."""
 
     def oldest_pending(self, account: str) -> float | None:
         rows = self._fetch(
@@ -476,8 +497,8 @@ def _message(row: tuple[Any, ...]) -> MessageRow:
 
 
 class SQLiteStore(Store):
-    """One SQLite file in WAL mode; synchronous=FULL so that a confirmed
-    delivery survives a power cut, not only a killed process."""
+    """One SQLite file in WAL mode. Commits survive a killed process at
+    once; `flush` makes them survive a power cut before POP3 deletions."""
 
     def __init__(self, path: str | Path) -> None:
         super().__init__()
@@ -487,9 +508,20 @@ class SQLiteStore(Store):
     def _connect(self) -> _Connection:
         conn = sqlite3.connect(self.path, timeout=60, check_same_thread=False)
         conn.execute("PRAGMA journal_mode=WAL")
-        conn.execute("PRAGMA synchronous=FULL")
+        conn.execute("PRAGMA synchronous=NORMAL")
         conn.execute("PRAGMA busy_timeout=60000")
         return conn
+
+    def flush(self) -> None:
+        # WAL with synchronous=NORMAL survives a killed process but not a
+        # power cut; one FULL commit syncs the WAL with every earlier commit.
+        conn = self._conn()
+        assert isinstance(conn, sqlite3.Connection)
+        conn.execute("PRAGMA synchronous=FULL")
+        try:
+            self._execute("UPDATE sidecar_accounts SET failures = failures")
+        finally:
+            conn.execute("PRAGMA synchronous=NORMAL")
 
 
 class PostgresStore(Store):

@@ -38,6 +38,7 @@ class IMAPSession:
         s = self._settings
         try:
             sock = socket.create_connection((s.host, s.port), s.timeout)
+            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         except OSError as err:
             raise NetworkError(
                 f"imap connect host={s.host} port={s.port} failed: {err}"

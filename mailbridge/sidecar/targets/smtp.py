@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import smtplib
+import socket
 import ssl
 
 from mailbridge.spec.models import TLSMode
@@ -50,6 +51,9 @@ class SMTPDelivery:
                 if s.tls == TLSMode.STARTTLS:
                     smtp.starttls(context=context)
                     smtp.ehlo()
+            if smtp.sock is not None:
+                # The final "." must not wait for a delayed ACK (Nagle).
+                smtp.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
             if s.fingerprint and isinstance(smtp.sock, ssl.SSLSocket):
                 check_pin(smtp.sock, s.host, s.fingerprint)
             if s.username and s.password is not None:
@@ -159,8 +163,10 @@ class SMTPDelivery:
 def _stuff(block: bytes, line_start: bool) -> bytes:
     """CRLF line ends and dot-stuffing (RFC 5321 section 4.5.2) for a block
     that ends at a line end (or inside one very long line)."""
-    text = block.replace(b"\r\n", b"\n").replace(b"\n", b"\r\n")
-    if line_start:
-        text = b"\n" + text
-    text = text.replace(b"\n.", b"\n..")
-    return text[1:] if line_start else text
+    if block.count(b"\n") != block.count(b"\r\n"):
+        block = block.replace(b"\r\n", b"\n").replace(b"\n", b"\r\n")
+    if b"\n." in block:
+        block = block.replace(b"\n.", b"\n..")
+    if line_start and block[:1] == b".":
+        block = b"." + block
+    return block
