@@ -336,7 +336,7 @@ def open_target(connection: Mapping[str, object]) -> Iterator[Target]:
         host_key = connection.get("host_key")
         settings = SSHSettings(
             host=str(connection["host"]),
-            port=int(str(connection["port"])),
+            port=int(float(str(connection["port"]))),
             user=str(connection["user"]),
             private_key=str(connection["private_key"]),
             host_key=str(host_key) if host_key else None,

@@ -55,7 +55,7 @@ class ServerSettings:
         """Settings from the plain dict a dynamic provider receives."""
         return cls(
             server=str(data["server"]),
-            port=int(str(data["port"])),
+            port=int(float(str(data["port"]))),
             zone=str(data["zone"]),
             tsig_name=str(data["tsig_name"]),
             tsig_algorithm=str(data["tsig_algorithm"]),

@@ -16,7 +16,7 @@ import pytest
 from mailbridge.deploy.rfc2136 import ServerSettings, read_rrset, replace_rrset
 from tests.pulumi.conftest import EXAMPLE_SECRETS
 from tests.pulumi.engine import ROOT, Project, make_project, require_engine
-from tests.servers.knot import start_knot
+from tests.servers.knot import KnotServer, free_port
 from tests.servers.sshd import SSHServer, sshd  # noqa: F401
 
 POLICIES = ROOT / "policies"
@@ -96,7 +96,14 @@ ns1 A 127.0.0.1
 @pytest.mark.servers
 def test_rfc2136_against_knot(tmp_path: Path) -> None:
     require_engine()
-    knot = start_knot(tmp_path / "knot", {"example.com": _knot_zone()})
+    # The spec wants a TSIG key name that is a fully qualified name.
+    knot = KnotServer(
+        root=tmp_path / "knot", port=free_port(), tsig_name="deploy.example.com"
+    )
+    knot.zones["example.com"] = _knot_zone()
+    (knot.root / "zones").mkdir(parents=True)
+    (knot.root / "zones/example.com.zone").write_text(_knot_zone())
+    knot.start()
     try:
         project = make_project(
             tmp_path / "project", {**EXAMPLE_SECRETS, "tsig": knot.tsig_secret}
@@ -137,17 +144,20 @@ def test_rfc2136_against_knot(tmp_path: Path) -> None:
         replace_rrset(
             settings, "_dmarc.example.com", "TXT", 300, ['"v=DMARC1; p=none"']
         )
-        done = project.run(
-            "refresh", "--preview-only", "--json", "--stack", project.stack
+        done = project.run("refresh", "--yes", "--stack", project.stack)
+        updated = re.findall(r"RecordSet (\S+) updated", done.stdout)
+        assert updated == ["example.com-dns-TXT-_dmarc.example.com"], done.stdout
+        state = json.loads(
+            project.run("stack", "export", "--stack", project.stack).stdout
         )
-        refreshed = json.loads(done.stdout)
-        drifted = [
-            step["urn"].rsplit("::", 1)[1]
-            for step in refreshed.get("steps", [])
-            if step["op"] not in ("same", "read") or step.get("diffReasons")
+        found = [
+            r["outputs"]["values"]
+            for r in state["deployment"]["resources"]
+            if r["urn"].endswith("::example.com-dns-TXT-_dmarc.example.com")
         ]
-        assert drifted == ["example.com-dns-TXT-_dmarc.example.com"], refreshed
-        project.run("refresh", "--yes", "--stack", project.stack)
+        assert found == [['"v=DMARC1; p=none"']]
+        steps = project.preview_steps()
+        assert steps["example.com-dns-TXT-_dmarc.example.com"] == "update"
         project.up()
         assert "p=reject" in read_rrset(settings, "_dmarc.example.com", "TXT").values[0]  # type: ignore[union-attr]
 
