@@ -148,6 +148,8 @@ class DovecotServer:
     pop3s_port: int = field(default_factory=free_port)
     imap_port: int = field(default_factory=free_port)
     imaps_port: int = field(default_factory=free_port)
+    # Dovecot's SASL service over TCP, for a Postfix that authenticates with it.
+    auth_port: int = field(default_factory=free_port)
     users: dict[str, str] = field(default_factory=dict)
     process: subprocess.Popen[bytes] | None = None
     _counter: int = 0
@@ -299,6 +301,10 @@ service imap-login {{
 }}
 service auth {{
   client_limit = 4000
+  inet_listener auth-inet {{
+    address = 127.0.0.1
+    port = {self.auth_port}
+  }}
 }}
 service anvil {{
   client_limit = 4000
@@ -321,7 +327,8 @@ protocol pop3 {{
             stdout=subprocess.DEVNULL,
             stderr=subprocess.PIPE,
         )
-        for port in (self.pop3_port, self.pop3s_port, self.imap_port, self.imaps_port):
+        ports = (self.pop3_port, self.pop3s_port, self.imap_port, self.imaps_port)
+        for port in (*ports, self.auth_port):
             try:
                 wait_for_port(port)
             except RuntimeError as err:

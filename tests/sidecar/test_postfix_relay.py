@@ -1,0 +1,197 @@
+"""Relay through a real Postfix on a submission-like port: STARTTLS, then
+SASL AUTH (checked by Dovecot), keeping the envelope recipient; Postfix
+hands the mail on to smtp-sink."""
+
+from __future__ import annotations
+
+import shutil
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from mailbridge.sidecar.account import PollResult
+from mailbridge.sidecar.config import load_config
+from mailbridge.sidecar.errors import AuthError
+from mailbridge.sidecar.service import Sidecar
+from tests.servers.common import free_port
+from tests.servers.dovecot import DovecotServer
+from tests.servers.postfix import (
+    PostfixServer,
+    allowed_config_directory,
+    prepare_runtime,
+)
+from tests.sidecar.helpers import (
+    SmtpSink,
+    env_for,
+    make_message,
+    pop3_block,
+    write_config,
+)
+
+pytestmark = pytest.mark.servers
+
+MASTER_CF = """\
+127.0.0.1:{port} inet n - n - - smtpd
+pickup    unix  n - n 60 1 pickup
+cleanup   unix  n - n - 0 cleanup
+qmgr      unix  n - n 300 1 qmgr
+tlsmgr    unix  - - n 1000? 1 tlsmgr
+rewrite   unix  - - n - - trivial-rewrite
+bounce    unix  - - n - 0 bounce
+defer     unix  - - n - 0 bounce
+trace     unix  - - n - 0 bounce
+verify    unix  - - n - 1 verify
+flush     unix  n - n 1000? 0 flush
+proxymap  unix  - - n - - proxymap
+smtp      unix  - - n - - smtp
+relay     unix  - - n - - smtp
+showq     unix  n - n - - showq
+error     unix  - - n - - error
+retry     unix  - - n - - error
+discard   unix  - - n - - discard
+local     unix  - n n - - local
+virtual   unix  - n n - - virtual
+lmtp      unix  - - n - - lmtp
+anvil     unix  - - n - 1 anvil
+scache    unix  - - n - 1 scache
+postlog   unix-dgram n - n - 1 postlogd
+"""
+
+MAIN_CF = """\
+compatibility_level = 3.6
+queue_directory = {root}/var/spool/postfix
+data_directory = {root}/var/lib/postfix
+myhostname = relay.test.example
+mydomain = test.example
+myorigin = $myhostname
+mydestination =
+inet_interfaces = 127.0.0.1
+inet_protocols = ipv4
+# No client is trusted by address: relaying needs SASL AUTH.
+mynetworks = 127.0.0.250/32
+smtpd_relay_restrictions = permit_sasl_authenticated, reject_unauth_destination
+relayhost = [127.0.0.1]:{sink}
+smtp_tls_security_level = none
+smtpd_tls_security_level = may
+smtpd_tls_auth_only = yes
+smtpd_tls_cert_file = {cert}
+smtpd_tls_key_file = {key}
+smtpd_sasl_auth_enable = yes
+smtpd_sasl_type = dovecot
+smtpd_sasl_path = inet:127.0.0.1:{auth}
+maillog_file = {root}/var/log/postfix.log
+maillog_file_prefixes = {root}/var/log
+alias_maps =
+alias_database =
+local_recipient_maps =
+biff = no
+"""
+
+
+@pytest.fixture(scope="module")
+def relay(dovecot: DovecotServer) -> Iterator[tuple[int, SmtpSink]]:
+    """A Postfix relay on a free port, authenticating against Dovecot and
+    relaying everything to smtp-sink."""
+    sink = SmtpSink()
+    root = Path(tempfile.mkdtemp(prefix="mailbridge-relay-"))
+    root.chmod(0o755)  # the postfix user walks into var/lib/postfix
+    config_dir = root / "etc/postfix"
+    config_dir.mkdir(parents=True)
+    port = free_port()
+    (config_dir / "main.cf").write_text(
+        MAIN_CF.format(
+            root=root,
+            sink=sink.port,
+            cert=dovecot.certs.cert_file,
+            key=dovecot.certs.key_file,
+            auth=dovecot.auth_port,
+        )
+    )
+    (config_dir / "master.cf").write_text(MASTER_CF.format(port=port))
+    try:
+        with allowed_config_directory(config_dir):
+            prepare_runtime(root)
+            server = PostfixServer(config_dir, root / "var/log/postfix.log")
+            server.start(ports=[port])
+            try:
+                yield port, sink
+            finally:
+                server.stop()
+    finally:
+        sink.stop()
+        shutil.rmtree(root, ignore_errors=True)
+
+
+def _account(dovecot: DovecotServer, user: str, port: int, sender: str) -> dict:
+    return {
+        "name": "relay",
+        "pop3": pop3_block(dovecot, user),
+        "deliver_to": "alice@gmail.example",
+        "via": "smtp",
+        "smtp": {
+            "host": "localhost",
+            "port": port,
+            "tls": "starttls",
+            "username": sender,
+            "password": {"env": env_for(sender)},
+            "ca_file": dovecot.ca_file,
+            "fingerprint": dovecot.certs.fingerprint,
+        },
+    }
+
+
+def test_starttls_auth_relay_keeps_the_envelope(
+    dovecot: DovecotServer,
+    relay: tuple[int, SmtpSink],
+    user_name: str,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    port, sink = relay
+    monkeypatch.setenv(env_for(user_name), dovecot.add_user(user_name))
+    sender = user_name + "-smtp"
+    monkeypatch.setenv(env_for(sender), dovecot.add_user(sender))
+    sent = [make_message("relay", i, 5000) for i in range(3)]
+    for data in sent:
+        dovecot.deliver(user_name, data)
+    config = write_config(tmp_path, [_account(dovecot, user_name, port, sender)])
+    sidecar = Sidecar(load_config(config))
+    result = sidecar.run_once()["relay"]
+    assert isinstance(result, PollResult), result
+    assert (result.delivered, result.deleted) == (3, 3)
+    rows = sidecar.store.messages("relay").values()
+    assert all("queued as" in (row.target_id or "") for row in rows)
+    sidecar.close()
+
+    received = sink.wait_for(3)
+    assert {rcpt.split()[0] for rcpt, _ in received} == {"<alice@gmail.example>"}
+    for index in range(3):
+        assert any(
+            f"Message-ID: <relay.{index}@source.example>".encode() in body
+            for _, body in received
+        )
+    assert dovecot.messages(user_name) == []
+
+
+def test_a_refused_relay_login_is_an_auth_error(
+    dovecot: DovecotServer,
+    relay: tuple[int, SmtpSink],
+    user_name: str,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    port, _ = relay
+    monkeypatch.setenv(env_for(user_name), dovecot.add_user(user_name))
+    sender = user_name + "-smtp"
+    dovecot.add_user(sender)
+    monkeypatch.setenv(env_for(sender), "not-the-password")
+    dovecot.deliver(user_name, make_message("refused", 1))
+    config = write_config(tmp_path, [_account(dovecot, user_name, port, sender)])
+    sidecar = Sidecar(load_config(config))
+    result = sidecar.run_once()["relay"]
+    assert isinstance(result, AuthError), result
+    assert "not-the-password" not in str(result)
+    assert len(dovecot.messages(user_name)) == 1
+    sidecar.close()
