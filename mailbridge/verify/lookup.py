@@ -18,6 +18,8 @@ from mailbridge.errors import InputError
 
 log = logging.getLogger(__name__)
 
+MAX_IN_FLIGHT = 32
+
 
 class Outcome(enum.StrEnum):
     ANSWER = "answer"
@@ -89,6 +91,9 @@ class Resolver:
         self._resolver.timeout = timeout
         self._resolver.lifetime = timeout * 2
         self._answers: dict[tuple[str, str], asyncio.Future[Lookup]] = {}
+        # Every query in flight holds a socket; a few hundred at once only
+        # add load on both ends (and lost UDP replies, then retries).
+        self._in_flight = asyncio.Semaphore(MAX_IN_FLIGHT)
         self.queries = 0
 
     async def query(self, name: str, rdtype: str) -> Lookup:
@@ -108,9 +113,10 @@ class Resolver:
     async def _query(self, name: str, rdtype: str) -> Lookup:
         self.queries += 1
         try:
-            answer = await self._resolver.resolve(
-                name, rdtype, raise_on_no_answer=False, search=False
-            )
+            async with self._in_flight:
+                answer = await self._resolver.resolve(
+                    name, rdtype, raise_on_no_answer=False, search=False
+                )
         except dns.resolver.NXDOMAIN:
             return Lookup(name, rdtype, Outcome.NXDOMAIN)
         except dns.resolver.LifetimeTimeout as err:
