@@ -156,3 +156,15 @@ def test_timeouts_are_unknown_never_missing(world: World) -> None:
     assert dns_findings
     assert {f.status for f in dns_findings} == {Status.UNKNOWN}
     assert all("NXDOMAIN" not in (f.found or "") for f in dns_findings)
+
+
+def test_bare_domain_without_mail_records(world: World) -> None:
+    (report,) = world.verify("empty.test", bare=True)
+    result = statuses(report)
+    assert result["mx"] == Status.ERROR
+    assert result["spf.no-record"] == Status.ERROR
+    assert result["dmarc.syntax"] == Status.ERROR
+    assert result["tls-rpt"] == Status.WARNING
+    assert "mta-sts.txt" not in result  # no MTA-STS at all is not a fault
+    (mx,) = report.by_check("mx")
+    assert mx.fix and "IN MX" in mx.fix

@@ -138,6 +138,7 @@ def build_world(
     zones = {
         "inc.test": plain_zone("inc.test", INC_ZONE),
         "other.test": plain_zone("other.test", OTHER_ZONE),
+        "empty.test": plain_zone("empty.test", ""),
         "113.0.203.in-addr.arpa": plain_zone("113.0.203.in-addr.arpa", REVERSE_ZONE),
     }
     for domain, spec in specs.items():
