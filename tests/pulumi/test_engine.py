@@ -208,7 +208,9 @@ def test_policy_pack_blocks_a_loop(tmp_path: Path) -> None:
 
 
 def _key_table(project: Project) -> str:
-    return (project.root / "build/host/etc/opendkim/KeyTable").read_text()
+    """Every OpenDKIM instance's KeyTable (one per algorithm), joined."""
+    tables = sorted((project.root / "build/host/etc/opendkim").rglob("KeyTable"))
+    return "".join(t.read_text() for t in tables)
 
 
 def _dkim_names(project: Project) -> list[str]:
