@@ -10,7 +10,13 @@ import ssl
 from mailbridge.spec.models import TLSMode
 
 from ..config import SMTPTarget
-from ..errors import AuthError, NetworkError, PermanentError, TemporaryError
+from ..errors import (
+    AuthError,
+    NetworkError,
+    PermanentError,
+    TemporaryError,
+    TLSVerifyError,
+)
 from ..message import CHUNK, SpooledMessage
 from ..tls import check_pin, client_context
 from . import Envelope
@@ -39,8 +45,8 @@ class SMTPDelivery:
             return self._smtp
         s = self._settings
         context = client_context(s.ca_file)
+        smtp: smtplib.SMTP | None = None
         try:
-            smtp: smtplib.SMTP
             if s.tls == TLSMode.IMPLICIT:
                 smtp = smtplib.SMTP_SSL(
                     s.host, s.port, timeout=s.timeout, context=context
@@ -58,18 +64,13 @@ class SMTPDelivery:
                 check_pin(smtp.sock, s.host, s.fingerprint)
             if s.username and s.password is not None:
                 smtp.login(s.username, s.password.read())
-        except smtplib.SMTPAuthenticationError as err:
-            raise AuthError(
-                f"smtp host={s.host} refused the login: {err.smtp_code}"
-            ) from err
-        except ssl.SSLCertVerificationError as err:
-            raise NetworkError(
-                f"smtp host={s.host} certificate rejected: {err.verify_message}"
-            ) from err
-        except (smtplib.SMTPException, OSError) as err:
-            raise NetworkError(
-                f"smtp host={s.host} port={s.port} connect failed: {err}"
-            ) from err
+        except BaseException as err:
+            if smtp is not None:
+                smtp.close()
+            error = _session_error(s, err)
+            if error is err:
+                raise
+            raise error from err
         self._smtp = smtp
         return smtp
 
@@ -170,3 +171,19 @@ def _stuff(block: bytes, line_start: bool) -> bytes:
     if line_start and block[:1] == b".":
         block = b"." + block
     return block
+
+
+def _session_error(settings: SMTPTarget, err: BaseException) -> BaseException:
+    """The sidecar's error for a failed SMTP session set-up."""
+    host = settings.host
+    if isinstance(err, smtplib.SMTPAuthenticationError):
+        return AuthError(f"smtp host={host} refused the login: {err.smtp_code}")
+    if isinstance(err, ssl.SSLCertVerificationError):
+        return TLSVerifyError(
+            f"smtp host={host} certificate rejected: {err.verify_message}"
+        )
+    if isinstance(err, smtplib.SMTPException | OSError):
+        return NetworkError(
+            f"smtp host={host} port={settings.port} connect failed: {err}"
+        )
+    return err
