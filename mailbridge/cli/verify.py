@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import ipaddress
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -59,23 +60,31 @@ def subjects_from(targets: Sequence[str], keys_dir: Path | None) -> list[Subject
 
 @click.command("verify")
 @click.argument("targets", nargs=-1, required=True)
-@click.option("--resolver", help="DNS server to ask, IP[:PORT]; the system's if unset.")
+@click.option(
+    "--resolver",
+    metavar="IP[:PORT]",
+    help="DNS server to ask; the system's if unset.",
+)
 @click.option(
     "--timeout",
-    type=float,
+    type=click.FloatRange(min=0.01),
     default=3.0,
     show_default=True,
     help="Seconds per DNS query or connection.",
 )
-@click.option("--host-address", help="Dial the mail host at this IP instead.")
+@click.option(
+    "--host-address", metavar="IP", help="Dial the mail host at this IP instead."
+)
 @click.option(
     "--ports",
     "ports_text",
+    metavar="NAME=PORT,...",
     default="",
     help="Port overrides, e.g. smtp=2525,imaps=9993.",
 )
 @click.option(
     "--services",
+    metavar="NAME,...",
     default=",".join(SERVICES),
     show_default=True,
     help="Which mail host services to dial.",
@@ -87,6 +96,7 @@ def subjects_from(targets: Sequence[str], keys_dir: Path | None) -> list[Subject
 )
 @click.option(
     "--mta-sts-address",
+    metavar="IP[:PORT]",
     help="Fetch the MTA-STS policy from IP[:PORT] instead of its A record.",
 )
 @click.option(
@@ -97,7 +107,7 @@ def subjects_from(targets: Sequence[str], keys_dir: Path | None) -> list[Subject
 )
 @click.option(
     "--concurrency",
-    type=int,
+    type=click.IntRange(min=1),
     default=32,
     show_default=True,
     help="Domains checked at once.",
@@ -150,9 +160,7 @@ def command(
     if resolver:
         parse_address(resolver, default_port=53, what="--resolver")
     if host_address:
-        host_address = parse_address(
-            host_address, default_port=1, what="--host-address"
-        )[0]
+        host_address = _ip(host_address, "--host-address")
     chosen = tuple(s.strip() for s in services.split(",") if s.strip())
     unknown = [s for s in chosen if s not in SERVICES]
     if unknown:
@@ -171,7 +179,7 @@ def command(
         ca_file=ca_file,
         mta_sts_address=sts_address,
         mta_sts_port=sts_port,
-        concurrency=max(1, concurrency),
+        concurrency=concurrency,
         check_dns=check_dns,
         check_tls=check_tls,
         check_delivery=check_delivery,
@@ -190,6 +198,18 @@ def command(
         print_reports(console, reports, show_ok=show_ok)
     if any(r.status == Status.ERROR for r in reports):
         sys.exit(EXIT_FINDINGS)
+
+
+def _ip(text: str, option: str) -> str:
+    try:
+        return str(ipaddress.ip_address(text.strip().strip("[]")))
+    except ValueError as err:
+        raise InputError.single(
+            f"{text!r} is not an IP address",
+            path=(option,),
+            expected="an IPv4 or IPv6 address, e.g. 127.0.0.1",
+            found=text,
+        ) from err
 
 
 def _run(subjects: list[Subject], options: VerifyOptions, bar: bool) -> list[Report]:
