@@ -124,9 +124,11 @@ class _ProgressBars:
     """One bar per account whose first sync is large (20 or more messages)."""
 
     def __init__(self) -> None:
+        from rich.console import Console
         from rich.progress import Progress
 
-        self._progress = Progress(transient=False)
+        # Bars go to stderr with the logs; stdout stays for results.
+        self._progress = Progress(console=Console(stderr=True), transient=False)
         self._tasks: dict[str, Any] = {}
 
     def start(self) -> None:

@@ -1,0 +1,118 @@
+"""The `mailbridge sidecar` command: SIGTERM finishes the message in flight
+and exits cleanly; a large first sync shows a progress bar."""
+
+from __future__ import annotations
+
+import os
+import signal
+import sqlite3
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from mailbridge.cli.main import main
+from tests.servers.dovecot import DovecotServer
+from tests.sidecar.helpers import (
+    SmtpSink,
+    env_for,
+    imap_block,
+    make_message,
+    pop3_block,
+    write_config,
+)
+
+pytestmark = pytest.mark.servers
+
+
+def test_sigterm_finishes_the_message_in_flight_and_exits(
+    dovecot: DovecotServer, user_name: str, tmp_path: Path
+) -> None:
+    password = dovecot.add_user(user_name)
+    inbox = user_name + "-inbox"
+    inbox_password = dovecot.add_user(inbox)
+    for i in range(300):
+        dovecot.deliver(user_name, make_message("term", i, 30_000))
+    account = {
+        "name": "term",
+        "pop3": pop3_block(dovecot, user_name),
+        "deliver_to": "alice@gmail.example",
+        "via": "imap",
+        "imap": imap_block(dovecot, inbox),
+    }
+    config = write_config(tmp_path, [account])
+    env = dict(os.environ, PYTHONUNBUFFERED="1")
+    env[env_for(user_name)] = password
+    env[env_for(inbox)] = inbox_password
+    process = subprocess.Popen(
+        [
+            str(Path(sys.executable).parent / "mailbridge"),
+            "sidecar",
+            "run",
+            "--no-progress",
+            "--config",
+            str(config),
+        ],
+        env=env,
+        stderr=subprocess.PIPE,
+    )
+    assert process.stderr is not None
+    delivered = 0
+    while delivered < 20:
+        line = process.stderr.readline()
+        assert line, "the sidecar stopped on its own"
+        delivered += b"message delivered" in line
+    process.send_signal(signal.SIGTERM)
+    started = time.monotonic()
+    rest = process.stderr.read().decode()
+    assert process.wait(timeout=60) == 0, rest[-2000:]
+    process.stderr.close()
+    assert time.monotonic() - started < 30
+    assert "finishing messages in flight" in rest
+
+    with sqlite3.connect(tmp_path / "state.db") as db:
+        states = dict(
+            db.execute(
+                "SELECT state, COUNT(*) FROM sidecar_messages GROUP BY state"
+            ).fetchall()
+        )
+    assert "delivering" not in states
+    in_inbox = len(dovecot.messages(inbox))
+    assert states.get("deleted", 0) == in_inbox
+    assert 20 <= in_inbox < 300, "stopped part-way, after the message in flight"
+    assert len(dovecot.messages(user_name)) == 300 - in_inbox
+
+
+def test_a_large_first_sync_shows_a_progress_bar(
+    dovecot: DovecotServer,
+    smtp_sink: SmtpSink,
+    user_name: str,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    monkeypatch.setenv(env_for(user_name), dovecot.add_user(user_name))
+    for i in range(25):
+        dovecot.deliver(user_name, make_message("bar", i))
+    account = {
+        "name": "first-sync",
+        "pop3": pop3_block(dovecot, user_name),
+        "deliver_to": "alice@gmail.example",
+        "via": "smtp",
+        "smtp": {
+            "host": "127.0.0.1",
+            "port": smtp_sink.port,
+            "tls": "none",
+            "insecure": True,
+        },
+    }
+    config = write_config(tmp_path, [account])
+    assert (
+        main(["sidecar", "run", "--once", "--progress", "--config", str(config)])
+        is None
+    )
+    err = capsys.readouterr().err
+    assert "first-sync" in err and "100%" in err
+    assert "delivered=25" in err
