@@ -323,7 +323,10 @@ class AccountPoller:
                 started,
                 f"already delivered by account={prior[0]} uidl={prior[1]}",
             )
-        if self._target.can_probe and (was_delivering or self.account.backup_of):
+        probeable = self._target.can_probe and (
+            message_id is not None or self._target.probes_content
+        )
+        if probeable and (was_delivering or self.account.backup_of):
             found = self._target.probe(message)
             if found is not None:
                 state = (
@@ -338,7 +341,8 @@ class AccountPoller:
         elif was_delivering:
             log.warning(
                 "delivery ambiguous account=%s uidl=%s message_id=%s: an earlier "
-                "attempt was interrupted and %s cannot be searched; sending again",
+                "attempt was interrupted and %s cannot be searched for this "
+                "message; sending again",
                 self.name,
                 uidl,
                 message_id,

@@ -112,3 +112,51 @@ def test_imap_append_keeps_source_and_never_duplicates(
     rows = sidecar.store.messages("imap-keep")
     assert all(r.target_id and r.target_id.count(":") == 1 for r in rows.values())
     sidecar.close()
+
+
+def test_interrupted_append_without_message_id_is_found_by_content(
+    dovecot: DovecotServer,
+    user_name: str,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from mailbridge.sidecar.targets.imap import IMAPDelivery
+
+    monkeypatch.setenv(env_for(user_name), dovecot.add_user(user_name))
+    inbox = user_name + "-inbox"
+    monkeypatch.setenv(env_for(inbox), dovecot.add_user(inbox))
+    anonymous = b"\r\n".join(
+        line
+        for line in make_message("anon", 1, 4000).split(b"\r\n")
+        if not line.startswith(b"Message-ID:")
+    )
+    dovecot.deliver(user_name, anonymous)
+    account = {
+        "name": "anon",
+        "pop3": pop3_block(dovecot, user_name),
+        "deliver_to": "alice@gmail.example",
+        "via": "imap",
+        "imap": imap_block(dovecot, inbox),
+    }
+    sidecar = Sidecar(load_config(write_config(tmp_path, [account])))
+    real = IMAPDelivery.deliver
+
+    def deliver_then_die(self: IMAPDelivery, *args: object) -> str | None:
+        real(self, *args)  # type: ignore[arg-type]
+        raise SystemExit("killed after APPEND, before the state write")
+
+    monkeypatch.setattr(IMAPDelivery, "deliver", deliver_then_die)
+    with pytest.raises(SystemExit):
+        sidecar.pollers["anon"].poll()
+    monkeypatch.setattr(IMAPDelivery, "deliver", real)
+    (row,) = sidecar.store.messages("anon").values()
+    assert row.state == MessageState.DELIVERING
+    assert row.dedupe_key is not None and row.dedupe_key.startswith("sha256:")
+
+    result = sidecar.run_once()["anon"]
+    assert isinstance(result, PollResult), result
+    assert (result.delivered, result.deleted) == (1, 1)
+    assert len(dovecot.messages(inbox)) == 1, "found by content, not appended again"
+    (row,) = sidecar.store.messages("anon").values()
+    assert row.target_id is not None and row.target_id.startswith("uid:")
+    sidecar.close()

@@ -23,11 +23,14 @@ class Target(Protocol):
     """Delivers messages; `deliver` returns once the target confirmed.
 
     `deliver` raises TemporaryError (try again later) or PermanentError (this
-    message will never be accepted). `probe` answers whether a message with
-    this Message-ID is already there: the target's id, or None.
+    message will never be accepted). `probe` answers whether the message is
+    already there (by Message-ID, or by content where `probes_content`): the
+    target's id, or None.
     """
 
     can_probe: bool
+    # Whether `probe` also finds a message that has no Message-ID.
+    probes_content: bool
 
     def deliver(self, message: SpooledMessage, envelope: Envelope) -> str | None: ...
 

@@ -36,6 +36,7 @@ class GmailDelivery:
     """
 
     can_probe = True
+    probes_content = False
 
     def __init__(self, settings: GmailTarget, *, retry_base: float = 1.0) -> None:
         self._settings = settings

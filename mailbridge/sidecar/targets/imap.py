@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import email.utils
+import hashlib
 import logging
 import re
 import socket
@@ -22,6 +23,9 @@ log = logging.getLogger(__name__)
 
 _TAGGED = re.compile(rb"^(A\d+) (OK|NO|BAD)\b ?(.*)$", re.DOTALL)
 _APPENDUID = re.compile(rb"\[APPENDUID (\d+) (\d+)\]")
+_LITERAL = re.compile(rb"\{(\d+)\}$")
+# Messages without a Message-ID compared in full at most this many at a time.
+MAX_CANDIDATES = 20
 
 
 class IMAPSession:
@@ -113,16 +117,46 @@ class IMAPSession:
         match = _APPENDUID.search(text)
         return f"{int(match.group(1))}:{int(match.group(2))}" if match else None
 
-    def search_message_id(self, folder: str, message_id: str) -> list[int]:
+    def search(self, folder: str, criteria: str) -> list[int]:
+        """UIDs in `folder` matching IMAP SEARCH `criteria` (read-only)."""
         self.command(f"EXAMINE {_quote(folder)}")
-        _, _, untagged = self.command(
-            f"UID SEARCH HEADER Message-ID {_quote(message_id)}"
-        )
+        _, _, untagged = self.command(f"UID SEARCH {criteria}")
         uids: list[int] = []
         for line in untagged:
             if line.upper().startswith(b"* SEARCH"):
                 uids.extend(int(x) for x in line.split()[2:] if x.isdigit())
         return uids
+
+    def search_message_id(self, folder: str, message_id: str) -> list[int]:
+        return self.search(folder, f"HEADER Message-ID {_quote(message_id)}")
+
+    def body_sha256(self, uid: int) -> str | None:
+        """SHA-256 of one message's full text, streamed from its literal."""
+        tag = self._send_tagged(f"UID FETCH {uid} (BODY.PEEK[])")
+        digest: str | None = None
+        while True:
+            line = self._readline()
+            match = _TAGGED.match(line)
+            if match and match.group(1) == tag.encode():
+                return digest
+            literal = _LITERAL.search(line)
+            if literal:
+                digest = self._hash_literal(int(literal.group(1)))
+
+    def _hash_literal(self, size: int) -> str:
+        assert self._reader is not None
+        digest = hashlib.sha256()
+        left = size
+        while left:
+            try:
+                chunk = self._reader.read(min(CHUNK, left))
+            except OSError as err:
+                raise NetworkError(f"imap host={self.host} FETCH broke: {err}") from err
+            if not chunk:
+                raise NetworkError(f"imap host={self.host} closed during FETCH")
+            digest.update(chunk)
+            left -= len(chunk)
+        return digest.hexdigest()
 
     def command(self, text: str) -> tuple[bytes, bytes, list[bytes]]:
         tag = self._send_tagged(text)
@@ -191,6 +225,7 @@ class IMAPDelivery:
     """APPEND into `folder` with a password or XOAUTH2; probes by Message-ID."""
 
     can_probe = True
+    probes_content = True
 
     def __init__(self, settings: IMAPTarget, username: str) -> None:
         self._settings = settings
@@ -229,16 +264,26 @@ class IMAPDelivery:
             raise
 
     def probe(self, message: SpooledMessage) -> str | None:
-        message_id = message.message_id
-        if not message_id:
-            return None
+        """The message's UID in the folder, by Message-ID; without one, by
+        size and Date, confirmed by comparing the full text's SHA-256."""
         session = self._open()
+        folder = self._settings.folder
         try:
-            uids = session.search_message_id(self._settings.folder, message_id)
+            message_id = message.message_id
+            if message_id:
+                uids = session.search_message_id(folder, message_id)
+                return f"uid:{uids[0]}" if uids else None
+            criteria = f"LARGER {message.size - 1} SMALLER {message.size + 1}"
+            date = message.header_value("Date")
+            if date:
+                criteria += f" HEADER Date {_quote(date)}"
+            for uid in session.search(folder, criteria)[:MAX_CANDIDATES]:
+                if session.body_sha256(uid) == message.sha256:
+                    return f"uid:{uid}"
+            return None
         except (NetworkError, ProtocolError):
             self.close()
             raise
-        return f"uid:{uids[0]}" if uids else None
 
     def close(self) -> None:
         session, self._session = self._session, None

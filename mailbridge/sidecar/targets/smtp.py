@@ -32,6 +32,7 @@ class SMTPDelivery:
     """
 
     can_probe = False
+    probes_content = False
 
     def __init__(self, settings: SMTPTarget) -> None:
         self._settings = settings
