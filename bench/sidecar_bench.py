@@ -39,13 +39,12 @@ sys.path.insert(0, str(ROOT))
 from mailbridge.sidecar.account import PollResult  # noqa: E402
 from mailbridge.sidecar.config import load_config  # noqa: E402
 from mailbridge.sidecar.service import Sidecar  # noqa: E402
+from tests.servers.common import free_port, wait_for_port  # noqa: E402
 from tests.servers.dovecot import (  # noqa: E402
     MAIL_GID,
     MAIL_UID,
     DovecotServer,
-    free_port,
     start_dovecot,
-    wait_for_port,
 )
 from tests.sidecar.helpers import (  # noqa: E402
     env_for,

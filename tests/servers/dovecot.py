@@ -13,7 +13,6 @@ import datetime
 import os
 import secrets
 import shutil
-import socket
 import subprocess
 import tempfile
 import time
@@ -23,27 +22,11 @@ from pathlib import Path
 
 import pytest
 
+from tests.servers.common import free_port, wait_for_port
+
 DOVECOT = shutil.which("dovecot") or "/usr/sbin/dovecot"
 MAIL_UID = 8  # the `mail` user: above first_valid_uid, not root
 MAIL_GID = 8
-
-
-def free_port() -> int:
-    """A TCP port on 127.0.0.1 that nothing listens on right now."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-def wait_for_port(port: int, timeout: float = 10.0) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        try:
-            with socket.create_connection(("127.0.0.1", port), timeout=0.5):
-                return
-        except OSError:
-            time.sleep(0.05)
-    raise RuntimeError(f"nothing listens on 127.0.0.1:{port}")
 
 
 @dataclass
@@ -330,10 +313,12 @@ protocol pop3 {{
         ports = (self.pop3_port, self.pop3s_port, self.imap_port, self.imaps_port)
         for port in (*ports, self.auth_port):
             try:
-                wait_for_port(port)
-            except RuntimeError as err:
+                wait_for_port(
+                    port, process=self.process, log=self.log_path, name="dovecot"
+                )
+            except RuntimeError:
                 self.stop()
-                raise RuntimeError(f"dovecot did not start: {self.log_text()}") from err
+                raise
 
     def log_text(self) -> str:
         try:

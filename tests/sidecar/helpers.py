@@ -13,7 +13,8 @@ from typing import Any
 
 import yaml
 
-from tests.servers.dovecot import DovecotServer, free_port, wait_for_port
+from tests.servers.common import free_port, wait_for_port
+from tests.servers.dovecot import DovecotServer
 
 SMTP_SINK = shutil.which("smtp-sink") or "/usr/sbin/smtp-sink"
 _MID = re.compile(rb"^Message-ID:\s*(<[^>]*>)", re.IGNORECASE | re.MULTILINE)

@@ -18,7 +18,8 @@ from mailbridge.cli.main import main
 from mailbridge.sidecar.account import PollResult
 from mailbridge.sidecar.config import load_config
 from mailbridge.sidecar.service import Sidecar
-from tests.servers.dovecot import DovecotServer, free_port
+from tests.servers.common import free_port
+from tests.servers.dovecot import DovecotServer
 from tests.sidecar.gmail_standin import GmailStandIn
 from tests.sidecar.helpers import (
     SmtpSink,
