@@ -10,7 +10,7 @@ from typing import Any
 import jinja2
 
 from mailbridge.errors import InputError
-from mailbridge.render.host import HostPlan, build_plan
+from mailbridge.render.host import DkimSigner, HostPlan, build_plan
 from mailbridge.render.options import (
     GROUP_SECRET,
     PUBLIC,
@@ -36,6 +36,7 @@ class Output:
     template: str
     mode: int = PUBLIC
     group: str | None = None
+    signer: DkimSigner | None = None
 
 
 def outputs(plan: HostPlan, options: HostOptions) -> list[Output]:
@@ -55,14 +56,23 @@ def outputs(plan: HostPlan, options: HostOptions) -> list[Output]:
             options.dovecot_group,
         ),
     ]
-    if plan.dkim_keys:
-        files += [
-            Output("etc/opendkim.conf", "opendkim/opendkim.conf.j2"),
-            Output("etc/opendkim/KeyTable", "opendkim/KeyTable.j2"),
-            Output("etc/opendkim/TrustedHosts", "opendkim/TrustedHosts.j2"),
-            Output("etc/opendkim/policy.lua", "opendkim/policy.lua.j2"),
-        ]
-    if plan.dkim_keys and options.arc:
+    files += [
+        Output(path, template, signer=signer)
+        for signer in plan.signers
+        for path, template in (
+            (signer.config, "opendkim/opendkim.conf.j2"),
+            (f"{signer.folder}/KeyTable", "opendkim/KeyTable.j2"),
+            (f"{signer.folder}/policy.lua", "opendkim/policy.lua.j2"),
+        )
+    ]
+    if plan.signers:
+        files.append(Output("etc/opendkim/TrustedHosts", "opendkim/TrustedHosts.j2"))
+    files += [
+        Output(f"etc/systemd/system/{s.name}.service", "opendkim/unit.j2", signer=s)
+        for s in plan.signers
+        if s.name != "opendkim"
+    ]
+    if plan.arc_keys and options.arc:
         files += [
             Output("etc/rspamd/local.d/arc.conf", "rspamd/arc.conf.j2"),
             Output("etc/rspamd/override.d/actions.conf", "rspamd/actions.conf.j2"),
@@ -113,7 +123,7 @@ def render_host(
     context = _context(plan, options)
     files: dict[str, RenderedFile] = {}
     for out in outputs(plan, options):
-        text = env.get_template(out.template).render(context)
+        text = env.get_template(out.template).render(context, signer=out.signer)
         files[out.path] = RenderedFile(text.encode(), out.mode, out.group)
         log.debug("render: file=%s template=%s", out.path, out.template)
     files.update(sidecar_files(specs, secrets))

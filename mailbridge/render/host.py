@@ -13,7 +13,7 @@ from mailbridge.errors import InputError, Problem
 from mailbridge.render.options import HostOptions
 from mailbridge.render.passwords import hash_password
 from mailbridge.secrets import SecretStore
-from mailbridge.spec.models import DomainSpec, SelectorState
+from mailbridge.spec.models import DkimAlgorithm, DomainSpec, SelectorState
 
 log = logging.getLogger(__name__)
 
@@ -59,6 +59,37 @@ class DkimKey:
     domain: str
     selector: str
     path: str
+    algorithm: DkimAlgorithm = DkimAlgorithm.RSA
+
+
+@dataclass(frozen=True)
+class DkimSigner:
+    """One OpenDKIM instance and the keys it signs with.
+
+    Debian 12's OpenDKIM (2.11.0~beta2) signs with one algorithm per
+    instance (`SignatureAlgorithm`), so RSA and Ed25519 keys (RFC 8463) each
+    get their own instance; both run as milters, so mail is signed twice.
+    """
+
+    name: str
+    algorithm: str
+    port: int
+    keys: tuple[DkimKey, ...]
+
+    @property
+    def domains(self) -> tuple[str, ...]:
+        return tuple(sorted({key.domain for key in self.keys}))
+
+    @property
+    def config(self) -> str:
+        return f"etc/{self.name}.conf"
+
+    @property
+    def folder(self) -> str:
+        """Where its KeyTable and policy script live."""
+        if self.name == "opendkim":
+            return "etc/opendkim"
+        return f"etc/opendkim/{self.name.removeprefix('opendkim-')}"
 
 
 @dataclass(frozen=True)
@@ -82,6 +113,7 @@ class HostPlan:
     mailboxes: tuple[MailboxEntry, ...]
     sender_logins: tuple[SenderLogin, ...]
     dkim_keys: tuple[DkimKey, ...]
+    signers: tuple[DkimSigner, ...]
     forwarded: tuple[str, ...]
     srs: SrsPlan | None
     transports: tuple[tuple[str, str], ...]
@@ -98,8 +130,10 @@ class HostPlan:
     def arc_keys(self) -> tuple[DkimKey, ...]:
         """The key that seals ARC for each domain: its first active one."""
         first: dict[str, DkimKey] = {}
+        # rspamd 3.4 reads Ed25519 keys only in its own format, not PEM.
         for key in self.dkim_keys:
-            first.setdefault(key.domain, key)
+            if key.algorithm == DkimAlgorithm.RSA:
+                first.setdefault(key.domain, key)
         return tuple(first[d] for d in sorted(first))
 
     @property
@@ -131,6 +165,7 @@ def build_plan(
         alias_domains = sorted([*alias_domains, srs.domain])
     transports = {domain: "gmail:" for domain in GMAIL_DOMAINS}
     transports.update(options.transport_overrides)
+    dkim_keys = _dkim_keys(ordered, options)
     return HostPlan(
         hostname=hostname,
         primary_domain=primary.domain,
@@ -139,7 +174,8 @@ def build_plan(
         aliases=tuple(_aliases(ordered, boxes)),
         mailboxes=tuple(mailboxes),
         sender_logins=tuple(_sender_logins(ordered, boxes)),
-        dkim_keys=tuple(_dkim_keys(ordered, options)),
+        dkim_keys=tuple(dkim_keys),
+        signers=tuple(_signers(dkim_keys, options)),
         forwarded=tuple(_forwarded(ordered)),
         srs=srs,
         transports=tuple(sorted(transports.items())),
@@ -269,9 +305,22 @@ def _dkim_keys(specs: list[DomainSpec], options: HostOptions) -> list[DkimKey]:
                     path=options.path(
                         f"{options.keys_dir}/{spec.domain}/{sel.name}.key"
                     ),
+                    algorithm=sel.algorithm,
                 )
             )
     return keys
+
+
+def _signers(keys: list[DkimKey], options: HostOptions) -> list[DkimSigner]:
+    rsa = tuple(k for k in keys if k.algorithm == DkimAlgorithm.RSA)
+    ed25519 = tuple(k for k in keys if k.algorithm == DkimAlgorithm.ED25519)
+    signers = []
+    if rsa:
+        signers.append(DkimSigner("opendkim", "rsa-sha256", options.opendkim_port, rsa))
+    if ed25519:
+        port = options.opendkim_ed25519_port
+        signers.append(DkimSigner("opendkim-ed25519", "ed25519-sha256", port, ed25519))
+    return signers
 
 
 def _forwarded(specs: list[DomainSpec]) -> list[str]:

@@ -50,6 +50,7 @@ class HostOptions:
     imap_port: int = 143
     imaps_port: int = 993
     opendkim_port: int = 8891
+    opendkim_ed25519_port: int = 8892
     arc: bool = True
     rspamd_milter_port: int = 11332
     rspamd_normal_port: int = 11333

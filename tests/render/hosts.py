@@ -20,7 +20,7 @@ from typing import Any
 
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import rsa
+from cryptography.hazmat.primitives.asymmetric import ed25519, rsa
 from cryptography.x509.oid import NameOID
 
 from mailbridge.render import HostOptions, render_host, write_tree
@@ -119,27 +119,37 @@ def make_tls(hostname: str, cert_path: Path, key_path: Path) -> None:
     key_path.chmod(0o600)
 
 
-def make_dkim_key(path: Path, owner: str | None, group: str | None = None) -> str:
-    """An RSA DKIM key at `path`; returns its DNS TXT value (RFC 6376).
+def make_dkim_key(
+    path: Path, owner: str | None, group: str | None = None, algorithm: str = "rsa"
+) -> str:
+    """A DKIM key at `path`; returns its DNS TXT value (RFC 6376, RFC 8463).
 
     With `group`, that group may read it too (rspamd seals ARC with it).
     """
-    key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    key: rsa.RSAPrivateKey | ed25519.Ed25519PrivateKey
+    if algorithm == "ed25519":
+        key = ed25519.Ed25519PrivateKey.generate()
+        pem_format = serialization.PrivateFormat.PKCS8
+        public = key.public_key().public_bytes(
+            serialization.Encoding.Raw, serialization.PublicFormat.Raw
+        )
+    else:
+        key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+        pem_format = serialization.PrivateFormat.TraditionalOpenSSL
+        public = key.public_key().public_bytes(
+            serialization.Encoding.DER,
+            serialization.PublicFormat.SubjectPublicKeyInfo,
+        )
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_bytes(
         key.private_bytes(
-            serialization.Encoding.PEM,
-            serialization.PrivateFormat.TraditionalOpenSSL,
-            serialization.NoEncryption(),
+            serialization.Encoding.PEM, pem_format, serialization.NoEncryption()
         )
     )
     path.chmod(0o600 if group is None else 0o640)
     if owner is not None or group is not None:
         shutil.chown(path, user=owner, group=group)  # type: ignore[call-overload]
-    public = key.public_key().public_bytes(
-        serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo
-    )
-    return "v=DKIM1; k=rsa; p=" + base64.b64encode(public).decode()
+    return f"v=DKIM1; k={algorithm}; p=" + base64.b64encode(public).decode()
 
 
 def _keep_rspamd_cache(data_dir: Path) -> None:
@@ -159,6 +169,7 @@ PORT_NAMES = (
     "imap_port",
     "imaps_port",
     "opendkim_port",
+    "opendkim_ed25519_port",
     "srs_forward_port",
     "srs_reverse_port",
     "rspamd_milter_port",
@@ -210,7 +221,9 @@ class MailHostUnderTest:
             for sel in spec.dkim.selectors:
                 key = self.path(f"{self.options.keys_dir}/{spec.domain}/{sel.name}.key")
                 group = RSPAMD_USER if self.options.arc else None
-                txt = make_dkim_key(key, self.options.opendkim_user, group)
+                txt = make_dkim_key(
+                    key, self.options.opendkim_user, group, sel.algorithm.value
+                )
                 self.dkim_txt[f"{sel.name}._domainkey.{spec.domain}"] = txt
         for sub in (
             "run/dovecot",
@@ -266,13 +279,15 @@ class MailHostUnderTest:
         )
 
     def _start_opendkim(self) -> None:
-        conf = self.path("etc/opendkim.conf")
-        self._spawn(
-            "opendkim",
-            [OPENDKIM, "-f", "-x", str(conf)],
-            self.ports["opendkim_port"],
-            None,
-        )
+        """Every rendered OpenDKIM instance (one per key algorithm)."""
+        for name, port in (
+            ("opendkim", "opendkim_port"),
+            ("opendkim-ed25519", "opendkim_ed25519_port"),
+        ):
+            conf = self.path(f"etc/{name}.conf")
+            if conf.exists():
+                args = [OPENDKIM, "-f", "-x", str(conf)]
+                self._spawn(name, args, self.ports[port], None)
 
     def _start_rspamd(self) -> None:
         """Debian's rspamd.conf with the rendered local.d and override.d."""

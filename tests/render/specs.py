@@ -31,7 +31,13 @@ COM: dict[str, object] = {
         {"address": "loop-b@example.com", "to": ["loop-a@example.com"]},
         {"address": "ping@example.com", "to": ["pong@example.net"]},
     ],
-    "dkim": {"selectors": [{"name": "s2026a"}]},
+    # RSA and Ed25519 (RFC 8463) both sign; ARC seals with the first.
+    "dkim": {
+        "selectors": [
+            {"name": "s2026a", "algorithm": "rsa"},
+            {"name": "s2026e", "algorithm": "ed25519"},
+        ]
+    },
     "srs": {"secrets": ["secret:srs-new", "secret:srs-old"]},
 }
 

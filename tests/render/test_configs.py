@@ -71,10 +71,13 @@ def test_doveconf_parses(rendered: Path) -> None:
     assert "ssl = required" in done.stdout
 
 
-def test_opendkim_accepts_its_config(rendered: Path) -> None:
-    done = run(["opendkim", "-n", "-x", str(rendered / "etc/opendkim.conf")])
+def test_opendkim_accepts_its_configs(rendered: Path) -> None:
+    configs = sorted((rendered / "etc").glob("opendkim*.conf"))
 
-    assert done.returncode == 0, done.stdout + done.stderr
+    assert configs
+    for conf in configs:
+        done = run(["opendkim", "-n", "-x", str(conf)])
+        assert done.returncode == 0, done.stdout + done.stderr
 
 
 def test_rspamd_accepts_its_config(rendered: Path) -> None:

@@ -151,11 +151,26 @@ def imap_subjects(host: MailHostUnderTest, user: str) -> list[str]:
         client.logout()
 
 
-def dkim_valid(host: MailHostUnderTest, received: SinkMessage) -> bool:
+def dkim_selectors(host: MailHostUnderTest, received: SinkMessage) -> list[str]:
+    """The selectors of the DKIM signatures that dkimpy verifies, in order."""
+
     def lookup(name: bytes, timeout: int = 5) -> bytes:
         return host.dkim_txt[name.decode().rstrip(".")].encode()
 
-    return bool(dkim.verify(received.raw.replace(b"\n", b"\r\n"), dnsfunc=lookup))
+    raw = received.raw.replace(b"\n", b"\r\n")
+    count = len(received.message.get_all("DKIM-Signature") or [])
+    valid = []
+    for index in range(count):
+        checker = dkim.DKIM(raw)
+        if checker.verify(idx=index, dnsfunc=lookup):
+            assert checker.selector is not None
+            valid.append(checker.selector.decode())
+    return sorted(valid)
+
+
+def dkim_valid(host: MailHostUnderTest, received: SinkMessage) -> bool:
+    """Every active key of example.com signed, and each signature verifies."""
+    return dkim_selectors(host, received) == ["s2026a", "s2026e"]
 
 
 def arc_result(host: MailHostUnderTest, received: SinkMessage) -> bytes:
@@ -363,7 +378,9 @@ def test_loop_between_two_hosts_is_bounced_to_the_sender(
     msg = message("ping@example.com", "loop between hosts")
     send_from_outside(host_a, msg, "ping@example.com")
 
-    bounce = sink.wait_message(SENDER, timeout=120)
+    bounce = sink.wait_message(
+        SENDER, timeout=120, log=host_a.path("var/log/postfix.log")
+    )
 
     assert bounce.mail_from == ""
     report = bounce.raw.decode(errors="replace")

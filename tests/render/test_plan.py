@@ -144,3 +144,23 @@ def test_a_separate_srs_domain_is_received_here() -> None:
 
     assert plan.srs is not None and plan.srs.domain == "bounce.example.com"
     assert "bounce.example.com" in plan.alias_domains
+
+
+def test_each_key_algorithm_gets_its_own_opendkim() -> None:
+    data = dict(COM)
+    data["dkim"] = {
+        "selectors": [
+            {"name": "ed", "algorithm": "ed25519"},
+            {"name": "rs", "algorithm": "rsa"},
+        ]
+    }
+    plan = build_plan([spec(data)], store(), FAST)
+
+    signers = {s.name: s for s in plan.signers}
+    assert signers["opendkim"].algorithm == "rsa-sha256"
+    assert [k.selector for k in signers["opendkim"].keys] == ["rs"]
+    assert signers["opendkim-ed25519"].algorithm == "ed25519-sha256"
+    assert [k.selector for k in signers["opendkim-ed25519"].keys] == ["ed"]
+    assert signers["opendkim-ed25519"].folder == "etc/opendkim/ed25519"
+    # rspamd reads only RSA keys in PEM: ARC seals with the RSA one.
+    assert [k.selector for k in plan.arc_keys] == ["rs"]

@@ -1,4 +1,4 @@
--- OpenDKIM setup policy, rendered by mailbridge.
+-- OpenDKIM (rsa-sha256) setup policy, rendered by mailbridge.
 -- Mail from this host's users and networks is signed by the key(s) of its
 -- From: domain; mail forwarded from outside is signed by the key(s) of the
 -- forwarding domain, so Gmail sees a valid signature of that domain next

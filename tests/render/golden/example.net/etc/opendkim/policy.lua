@@ -1,4 +1,4 @@
--- OpenDKIM setup policy, rendered by mailbridge.
+-- OpenDKIM (rsa-sha256) setup policy, rendered by mailbridge.
 -- Mail from this host's users and networks is signed by the key(s) of its
 -- From: domain; mail forwarded from outside is signed by the key(s) of the
 -- forwarding domain, so Gmail sees a valid signature of that domain next
@@ -7,7 +7,7 @@
 -- OpenDKIM's own SigningTable picks keys by the From: address only, which
 -- cannot sign forwarded mail for the domain that forwards it.
 local signing_keys = {
-  ["example.net"] = { "s2026b._domainkey.example.net", "s2026a._domainkey.example.net" },
+  ["example.net"] = { "s2026a._domainkey.example.net" },
 }
 local forwarded = {
   ["escalations@example.net"] = true,
