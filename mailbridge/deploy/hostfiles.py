@@ -26,20 +26,29 @@ from typing import Protocol
 
 log = logging.getLogger(__name__)
 
-# Which service reads which folder, and how it picks up new files.
+# Which service reads which path (the first matching prefix wins), and how
+# it picks up new files. Reloads run in this order: systemd learns of new
+# units before the services they start are restarted.
 SERVICE_PREFIXES: tuple[tuple[str, str], ...] = (
+    ("/etc/systemd/system/", "systemd"),
     ("/etc/postfix/", "postfix"),
     ("/etc/dovecot/", "dovecot"),
+    ("/etc/opendkim-ed25519.conf", "opendkim-ed25519"),
+    ("/etc/opendkim/ed25519/", "opendkim-ed25519"),
     ("/etc/opendkim", "opendkim"),
     ("/etc/postsrsd", "postsrsd"),
     ("/etc/default/postsrsd", "postsrsd"),
+    ("/etc/rspamd/", "rspamd"),
     ("/etc/mailbridge/", "mailbridge-sidecar"),
 )
 RELOAD_COMMANDS: Mapping[str, str] = {
+    "systemd": "systemctl daemon-reload",
     "postfix": "postfix reload",
     "dovecot": "doveadm reload",
     "opendkim": "service opendkim restart",
+    "opendkim-ed25519": "systemctl restart opendkim-ed25519",
     "postsrsd": "service postsrsd restart",
+    "rspamd": "service rspamd reload",
     "mailbridge-sidecar": "service mailbridge-sidecar restart",
 }
 
@@ -351,14 +360,15 @@ def open_target(connection: Mapping[str, object]) -> Iterator[Target]:
 
 
 def services_for(paths: Iterable[str]) -> list[str]:
-    """The services that read any of `paths`, in a stable order."""
-    found = {
-        service
-        for path in paths
-        for prefix, service in SERVICE_PREFIXES
-        if ("/" + path.lstrip("/")).startswith(prefix)
-    }
-    return sorted(found)
+    """The services that read any of `paths`, in the order they reload."""
+    found = set()
+    for path in paths:
+        absolute = "/" + path.lstrip("/")
+        for prefix, service in SERVICE_PREFIXES:
+            if absolute.startswith(prefix):
+                found.add(service)
+                break
+    return [service for service in RELOAD_COMMANDS if service in found]
 
 
 def apply_tree(

@@ -63,11 +63,18 @@ def test_paths_outside_the_tree_are_refused(tmp_path: Path) -> None:
 
 
 def test_services_and_reload(tmp_path: Path) -> None:
-    assert services_for(["etc/postfix/main.cf", "/etc/dovecot/passwd"]) == [
-        "dovecot",
+    assert services_for(["/etc/dovecot/passwd", "etc/postfix/main.cf"]) == [
         "postfix",
+        "dovecot",
     ]
     assert services_for(["etc/opendkim/keys/example.com/s1.key"]) == ["opendkim"]
+    assert services_for(
+        [
+            "etc/opendkim-ed25519.conf",
+            "etc/systemd/system/opendkim-ed25519.service",
+            "etc/rspamd/local.d/arc.conf",
+        ]
+    ) == ["systemd", "opendkim-ed25519", "rspamd"]
     marker = tmp_path / "reloaded"
     target = LocalTarget(tmp_path)
     done = reload_services(
