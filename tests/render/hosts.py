@@ -60,6 +60,7 @@ POSTSRSD_LAUNCH = (
 TEST_PASSWORDS = {
     "alice-password": "alice-Secret-1",
     "bob-password": "bob-Secret-2",
+    "carol-password": "carol-Secret-3",
     "srs-new": "srs-new-secret-0123456789",
     "srs-old": "srs-old-secret-9876543210",
 }

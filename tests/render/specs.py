@@ -19,6 +19,11 @@ COM: dict[str, object] = {
             "quota_mb": 50,
         },
         {"address": "bob@example.com", "password": "secret:bob-password"},
+        {
+            "address": "carol@example.com",
+            "password": "secret:carol-password",
+            "quota_mb": 1,
+        },
     ],
     "forwarders": [
         {"address": "sales@example.com", "to": ["sales.team@gmail.com"]},

@@ -195,6 +195,8 @@ def test_forwarded_mail_reaches_gmail_with_srs_and_dkim(
     )
 
     assert SRS0.match(got.mail_from), got.mail_from
+    assert host.postfix is not None
+    assert "relay=127.0.0.1" in host.postfix.wait_log("postfix/gmail/smtp")
     assert got.message["DKIM-Signature"] is not None
     assert "d=example.com" in got.message["DKIM-Signature"].replace(" ", "")
     assert dkim_valid(host, got)
@@ -295,6 +297,23 @@ def test_quota_of_the_spec_is_applied(host: MailHostUnderTest) -> None:
     assert " 51200 " in f" {' '.join(storage.split())} "
 
 
+def test_mail_over_quota_is_bounced_to_the_sender(
+    host: MailHostUnderTest, sink: SmtpSink
+) -> None:
+    msg = message("carol@example.com", "too big for carol")
+    msg.set_content(("y" * 76 + "\n") * 20000)  # about 1.5 MB, quota 1 MB
+    send_from_outside(host, msg, "carol@example.com")
+
+    bounce = sink.wait_message(
+        SENDER, log=host.path("var/log/postfix.log"), containing=msg["Message-ID"]
+    )
+
+    assert bounce.mail_from == ""
+    report = bounce.raw.decode(errors="replace")
+    assert "carol@example.com" in report
+    assert "5.2.2" in report
+
+
 def test_relay_from_outside_is_refused(host: MailHostUnderTest) -> None:
     with smtplib.SMTP(source_address=(OUTSIDE, 0), timeout=20) as client:
         client.connect(LOOPBACK, host.smtp_port)
@@ -379,7 +398,10 @@ def test_loop_between_two_hosts_is_bounced_to_the_sender(
     send_from_outside(host_a, msg, "ping@example.com")
 
     bounce = sink.wait_message(
-        SENDER, timeout=120, log=host_a.path("var/log/postfix.log")
+        SENDER,
+        timeout=120,
+        log=host_a.path("var/log/postfix.log"),
+        containing=msg["Message-ID"],
     )
 
     assert bounce.mail_from == ""

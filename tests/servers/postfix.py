@@ -261,14 +261,25 @@ class SmtpSink:
         return [_parse_dump(p.read_bytes()) for p in sorted(self.dump_dir.iterdir())]
 
     def wait_message(
-        self, rcpt: str, timeout: float = 30.0, log: Path | None = None
+        self,
+        rcpt: str,
+        timeout: float = 30.0,
+        log: Path | None = None,
+        containing: str | None = None,
     ) -> SinkMessage:
-        """The first message for `rcpt` not returned before."""
+        """The first message for `rcpt` not returned before.
+
+        With `containing`, only a message whose text holds it (a Message-ID,
+        say) counts.
+        """
 
         def probe() -> SinkMessage | None:
             for path in sorted(self.dump_dir.iterdir()):
                 key = path.name
-                found = _parse_dump(path.read_bytes())
+                raw = path.read_bytes()
+                if containing is not None and containing.encode() not in raw:
+                    continue
+                found = _parse_dump(raw)
                 if rcpt in found.rcpt_to and (key, rcpt) not in self.seen:
                     self.seen.add((key, rcpt))
                     return found
