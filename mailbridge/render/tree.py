@@ -10,9 +10,13 @@ import tempfile
 from collections.abc import Mapping
 from pathlib import Path, PurePosixPath
 
+from mailbridge.errors import InputError
 from mailbridge.render.options import RenderedFile
 
 log = logging.getLogger(__name__)
+
+# Marks a folder written by write_tree, which may therefore be replaced.
+MARKER = ".mailbridge-tree"
 
 
 def write_tree(files: Mapping[str, RenderedFile], outdir: Path | str) -> Path:
@@ -23,18 +27,40 @@ def write_tree(files: Mapping[str, RenderedFile], outdir: Path | str) -> Path:
     are set exactly; a file's group is set when that group exists here.
     """
     target = Path(outdir).absolute()
+    _check_replaceable(target)
     target.parent.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(prefix=f".{target.name}.new-", dir=target.parent))
     try:
         staging.chmod(0o755)
         for rel, item in sorted(files.items()):
             _write_file(staging, rel, item)
+        (staging / MARKER).write_text("written by mailbridge render\n")
         _swap(staging, target)
     except BaseException:
         shutil.rmtree(staging, ignore_errors=True)
         raise
     log.info("write: folder=%s files=%d", target, len(files))
     return target
+
+
+def _check_replaceable(target: Path) -> None:
+    """Only an empty folder or an earlier tree may be replaced."""
+    if not target.exists():
+        return
+    if not target.is_dir():
+        raise InputError.single(
+            f"{target} is a file, not a folder",
+            expected="a new or empty folder, or one written by mailbridge render",
+            fix="choose another output folder",
+        )
+    if (target / MARKER).exists() or not any(target.iterdir()):
+        return
+    raise InputError.single(
+        f"{target} holds files that mailbridge did not write",
+        expected="a new or empty folder, or one written by mailbridge render",
+        found=f"a folder without {MARKER}",
+        fix="choose another output folder; its whole content is replaced",
+    )
 
 
 def _write_file(base: Path, rel: str, item: RenderedFile) -> None:

@@ -12,6 +12,7 @@ from pathlib import Path
 import pytest
 
 from mailbridge.cli.main import main
+from mailbridge.errors import InputError
 from mailbridge.render import HostOptions, RenderedFile, render_host, write_tree
 from mailbridge.secrets import SecretStore
 from tests.render.hosts import TEST_PASSWORDS
@@ -58,8 +59,7 @@ def test_dkim_keys_are_referenced_by_path() -> None:
 
 def test_write_tree_sets_modes_and_replaces_the_old_tree(tmp_path: Path) -> None:
     out = tmp_path / "host"
-    (out / "stale").mkdir(parents=True)
-    (out / "stale" / "file").write_text("old")
+    write_tree({"stale/file": RenderedFile(b"old")}, out)
     files = render()
 
     write_tree(files, out)
@@ -72,6 +72,16 @@ def test_write_tree_sets_modes_and_replaces_the_old_tree(tmp_path: Path) -> None
         if item.group is not None and os.geteuid() == 0:
             assert info.st_gid == grp.getgrnam(item.group).gr_gid
     assert sorted(p.name for p in tmp_path.iterdir()) == ["host"]
+
+
+def test_write_tree_refuses_a_folder_it_did_not_write(tmp_path: Path) -> None:
+    (tmp_path / "precious.txt").write_text("keep me")
+
+    with pytest.raises(InputError) as err:
+        write_tree({"a.txt": RenderedFile(b"x")}, tmp_path)
+
+    assert "did not write" in err.value.to_text()
+    assert (tmp_path / "precious.txt").read_text() == "keep me"
 
 
 def test_write_tree_failure_keeps_the_old_tree(tmp_path: Path) -> None:
