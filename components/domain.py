@@ -122,6 +122,7 @@ class MailDomain(pulumi.ComponentResource):
                     "state": row[0],
                     "retired": row[1],
                     "record": keys[sel].record_name,
+                    "value": row[2],
                 }
                 for sel, row in zip(keys, rows, strict=True)
             }

@@ -18,6 +18,7 @@ import os
 import posixpath
 import shlex
 import stat
+import subprocess
 import tempfile
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
@@ -160,8 +161,6 @@ class LocalTarget:
         _prune_empty(target.parent, self.root)
 
     def run(self, command: str) -> str:
-        import subprocess
-
         done = subprocess.run(
             command, shell=True, capture_output=True, text=True, check=False
         )
