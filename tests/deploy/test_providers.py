@@ -1,0 +1,69 @@
+"""The zone fragment and host file providers' CRUD, called directly."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from components.providers.host import HostFilesProvider
+from components.providers.zonefile import ZoneFragmentProvider
+from mailbridge.deploy.hostfiles import HostFile
+
+
+def test_zone_fragment_crud_and_drift(tmp_path: Path) -> None:
+    provider = ZoneFragmentProvider()
+    path = tmp_path / "dns/example.com.zone"
+    props = {"path": str(path), "content": "@ 300 IN MX 10 mx1.example.com.\n"}
+    created = provider.create(dict(props))
+    assert path.read_text() == props["content"]
+    assert provider.diff(created.id, created.outs, dict(props)).changes is False
+
+    path.write_text("edited by hand\n")
+    read = provider.read(created.id, created.outs)
+    assert read.outs["content"] == "edited by hand\n"
+    assert provider.diff(created.id, read.outs, dict(props)).changes is True
+    provider.update(created.id, read.outs, dict(props))
+    assert path.read_text() == props["content"]
+
+    moved = {**props, "path": str(tmp_path / "other.zone")}
+    assert provider.diff(created.id, created.outs, moved).replaces == ["path"]
+    provider.delete(created.id, created.outs)
+    assert not path.exists()
+    assert provider.read(created.id, created.outs).id == ""
+
+
+def test_host_files_crud_reload_and_drift(tmp_path: Path) -> None:
+    provider = HostFilesProvider()
+    root = tmp_path / "host"
+    marker = tmp_path / "reloads"
+    props = {
+        "files": {"etc/postfix/main.cf": HostFile(b"a = 1\n").to_dict()},
+        "secret_files": {"etc/postsrsd.secret": HostFile(b"s3\n", 0o600).to_dict()},
+        "connection": {"backend": "local", "root": str(root)},
+        "reload": True,
+        "reload_commands": {
+            "postfix": f"echo postfix >> {marker}",
+            "postsrsd": f"echo postsrsd >> {marker}",
+        },
+    }
+    created = provider.create(dict(props))
+    assert created.outs["paths"] == ["etc/postfix/main.cf", "etc/postsrsd.secret"]
+    assert marker.read_text().split() == ["postfix", "postsrsd"]
+    assert (root / "etc/postsrsd.secret").stat().st_mode & 0o777 == 0o600
+
+    changed = dict(props)
+    changed["files"] = {"etc/postfix/main.cf": HostFile(b"a = 2\n").to_dict()}
+    assert provider.diff(created.id, created.outs, changed).changes is True
+    updated = provider.update(created.id, created.outs, changed).outs
+    assert updated["changed"] == ["etc/postfix/main.cf"]
+    assert updated["reloaded"] == ["postfix"]
+    assert marker.read_text().split() == ["postfix", "postsrsd", "postfix"]
+
+    (root / "etc/postfix/main.cf").write_text("edited by hand\n")
+    read = provider.read(created.id, updated)
+    assert read.outs["files"]["etc/postfix/main.cf"]["content"] == "edited by hand\n"
+    assert provider.diff(created.id, read.outs, changed).changes is True
+
+    moved = {**changed, "connection": {"backend": "local", "root": str(tmp_path / "x")}}
+    assert provider.diff(created.id, updated, moved).replaces == ["connection"]
+    provider.delete(created.id, updated)
+    assert not (root / "etc").exists()
