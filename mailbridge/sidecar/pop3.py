@@ -141,11 +141,9 @@ class POP3Client:
     def uidl(self) -> dict[str, int]:
         """UIDL -> message number for every message in the maildrop."""
         self.command("UIDL")
-        result: dict[str, int] = {}
-        for line in self._multiline():
-            number, _, uid = line.decode("ascii", "replace").partition(" ")
-            result[uid.strip()] = int(number)
-        return result
+        # RFC 1939 section 7: "n uid", uid of printable ASCII 0x21 to 0x7E.
+        pairs = (line.split(None, 1) for line in self._multiline())
+        return {uid.decode("ascii", "replace"): int(n) for n, uid in pairs}
 
     def list_sizes(self) -> dict[int, int]:
         self.command("LIST")
@@ -252,12 +250,20 @@ class POP3Client:
         return line.rstrip(b"\r\n")
 
     def _multiline(self) -> list[bytes]:
-        lines: list[bytes] = []
-        while True:
-            line = self._readline()
-            if line == b".":
-                return lines
-            lines.append(line[1:] if line.startswith(b"..") else line)
+        """The lines of a multi-line response, read in blocks: a UIDL listing
+        of 10,000 messages arrives in a few reads, not 10,000."""
+        reader = self._require_reader()
+        data = bytearray()
+        while not (data == b".\r\n" or data.endswith(b"\r\n.\r\n")):
+            try:
+                chunk = reader.read1(CHUNK)
+            except OSError as err:
+                raise NetworkError(f"pop3 host={self.host} read failed: {err}") from err
+            if not chunk:
+                raise NetworkError(f"pop3 host={self.host} closed the connection")
+            data += chunk
+        lines = bytes(data[:-3]).split(b"\r\n")[:-1] if len(data) > 3 else []
+        return [line[1:] if line.startswith(b"..") else line for line in lines]
 
     def _expect_ok(self, line: bytes, what: str) -> None:
         if not line.startswith(b"+OK"):

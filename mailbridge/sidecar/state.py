@@ -23,7 +23,7 @@ from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any, NamedTuple, Protocol
 
 log = logging.getLogger(__name__)
 
@@ -92,8 +92,9 @@ _COLUMNS = (
 )
 
 
-@dataclass(frozen=True)
-class MessageRow:
+class MessageRow(NamedTuple):
+    """One message's record (a tuple: an account may hold 10,000 of them)."""
+
     uidl: str
     state: MessageState
     dedupe_key: str | None
@@ -481,18 +482,21 @@ class Store:
         ]
 
 
+_STATES = {state.value: state for state in MessageState}
+
+
 def _message(row: tuple[Any, ...]) -> MessageRow:
     return MessageRow(
-        uidl=row[0],
-        state=MessageState(row[1]),
-        dedupe_key=row[2],
-        message_id=row[3],
-        size=row[4],
-        first_seen=float(row[5]),
-        delivered_at=float(row[6]) if row[6] is not None else None,
-        target_id=row[7],
-        reason=row[8],
-        attempts=int(row[9]),
+        row[0],
+        _STATES[row[1]],
+        row[2],
+        row[3],
+        row[4],
+        float(row[5]),
+        float(row[6]) if row[6] is not None else None,
+        row[7],
+        row[8],
+        int(row[9]),
     )
 
 
