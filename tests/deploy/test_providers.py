@@ -94,3 +94,34 @@ def test_providers_pickle_by_reference_with_nothing_captured() -> None:
         assert cls.__module__.encode() in raw
         restored = dill.loads(raw)
         assert type(restored) is cls and vars(restored) == {}
+
+
+def test_dkim_confirmation_waits_for_the_published_key(tmp_path: Path) -> None:
+    import pytest
+
+    from components.domain import _confirmed_key
+    from components.providers.dkim import DkimConfirmationProvider
+
+    zone = tmp_path / "example.com.zone"
+    zone.write_text(
+        '$ORIGIN example.com.\ns1._domainkey 300 IN TXT "v=DKIM1; k=ed25519; p=OLD"\n'
+    )
+    props = {
+        "name": "s1._domainkey.example.com",
+        "origin": "example.com",
+        "expected": "v=DKIM1; k=ed25519; p=NEW",
+        "state": "active",
+        "source": {"kind": "zonefile", "path": str(zone)},
+        "timeout": 0,
+    }
+    provider = DkimConfirmationProvider()
+    with pytest.raises(RuntimeError, match="not published as expected.*p=OLD"):
+        provider.create(dict(props))
+    with pytest.raises(RuntimeError, match="refusing to sign"):
+        _confirmed_key("s1", "-----BEGIN PRIVATE KEY-----", False)
+
+    zone.write_text(zone.read_text().replace("p=OLD", "p=NEW"))
+    created = provider.create(dict(props))
+    assert created.outs["confirmed"] is True
+    retired = provider.update(created.id, created.outs, {**props, "expected": ""})
+    assert retired.outs["confirmed"] is False
