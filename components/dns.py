@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -194,9 +195,12 @@ class DnsRecords(pulumi.ComponentResource):
             key = record_key(record)
             for index, _ in enumerate(record.values):
                 props = self._values_of(key).apply(
-                    lambda values, r=record, i=index: cloudflare_inputs(
-                        _with_values(r, values), backend.zone_id
-                    )[i]
+                    partial(
+                        _cloudflare_value,
+                        record=record,
+                        index=index,
+                        zone_id=backend.zone_id,
+                    )
                 )
                 resources.append(
                     pulumi.CustomResource(
@@ -208,7 +212,7 @@ class DnsRecords(pulumi.ComponentResource):
                             "type": str(record.type),
                             "ttl": record.ttl,
                             **{
-                                f: props.apply(lambda p, f=f: p.get(f))
+                                f: props.apply(partial(_field, name=f))
                                 for f in ("content", "priority", "data")
                             },
                         },
@@ -223,9 +227,7 @@ class DnsRecords(pulumi.ComponentResource):
         resources: list[pulumi.Resource] = []
         for record in planned:
             props = self._values_of(record_key(record)).apply(
-                lambda values, r=record: route53_inputs(
-                    _with_values(r, values), backend.zone_id
-                )
+                partial(_route53_value, record=record, zone_id=backend.zone_id)
             )
             resources.append(
                 pulumi.CustomResource(
@@ -236,7 +238,7 @@ class DnsRecords(pulumi.ComponentResource):
                         "name": record.name,
                         "type": str(record.type),
                         "ttl": record.ttl,
-                        "records": props.apply(lambda p: p["records"]),
+                        "records": props.apply(partial(_field, name="records")),
                         "allowOverwrite": False,
                     },
                     pulumi.ResourceOptions(parent=self),
@@ -284,3 +286,17 @@ def _with_values(record: Record, values: list[str]) -> Record:
     from dataclasses import replace
 
     return replace(record, values=tuple(values) or record.values)
+
+
+def _cloudflare_value(
+    values: list[str], record: Record, index: int, zone_id: str
+) -> dict[str, Any]:
+    return cloudflare_inputs(_with_values(record, values), zone_id)[index]
+
+
+def _route53_value(values: list[str], record: Record, zone_id: str) -> dict[str, Any]:
+    return route53_inputs(_with_values(record, values), zone_id)
+
+
+def _field(props: dict[str, Any], name: str) -> Any:
+    return props.get(name)

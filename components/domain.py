@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from functools import partial
 from typing import Any
 
 import pulumi
@@ -91,7 +92,7 @@ class MailDomain(pulumi.ComponentResource):
         signing_keys = {
             (spec.domain, sel): pulumi.Output.all(
                 keys[sel].private_key, dns.confirmed[sel]
-            ).apply(lambda args, s=sel: _confirmed_key(s, args[0], args[1]))
+            ).apply(partial(_confirmed_pair, sel))
             for sel in self.signing
         }
         host = MailHost(
@@ -146,3 +147,7 @@ def _confirmed_key(selector: str, private_key: str, confirmed: bool) -> str:
             "refusing to sign with it"
         )
     return private_key
+
+
+def _confirmed_pair(selector: str, pair: list[Any]) -> str:
+    return _confirmed_key(selector, pair[0], pair[1])

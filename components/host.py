@@ -102,11 +102,10 @@ class MailHost(pulumi.ComponentResource):
                 files[dkim_key_path(domain, selector, options)] = dkim_key_file(pem)
             return dict(sorted(files.items()))
 
-        secret = pulumi.Output.secret(
-            pulumi.Output.all(split, *[args.dkim_keys[k] for k in keys]).apply(
-                secret_files
-            )
-        )
+        rendered: pulumi.Output[dict[str, Any]] = pulumi.Output.all(
+            split, *[args.dkim_keys[k] for k in keys]
+        ).apply(secret_files)
+        secret: pulumi.Output[dict[str, Any]] = pulumi.Output.secret(rendered)
         backend = args.backend
         if isinstance(backend, LocalHost):
             self.root = str(Path(args.project_dir, backend.root).resolve())

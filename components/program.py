@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from pathlib import Path
 
 import pulumi
@@ -28,7 +29,7 @@ def run(project_dir: Path | None = None) -> MailDomain:
         ]
     except InputError as err:
         raise pulumi.RunError(err.to_text()) from err
-    secrets = config.get_secret_object("secrets") or {}
+    secrets: pulumi.Input[Mapping[str, str]] = config.get_secret_object("secrets") or {}
     domain = MailDomain(
         spec.domain,
         MailDomainArgs(spec, secrets=secrets, peers=peers, project_dir=str(root)),
