@@ -114,22 +114,35 @@ def fetchmail(server: DovecotServer, user: str, sink: int, work: Path) -> float:
 
 
 def getmail(server: DovecotServer, user: str, work: Path) -> float:
-    maildir = work / "Maildir"
+    """getmail6 run as the `mail` user (as root it forks a child per message
+    to deliver as another user, which is not how it is used)."""
+    home = work / "getmail"
+    maildir = home / "Maildir"
     for sub in ("cur", "new", "tmp"):
         (maildir / sub).mkdir(parents=True, exist_ok=True)
-    for path in [work, maildir, *(maildir / s for s in ("cur", "new", "tmp"))]:
-        os.chown(path, MAIL_UID, MAIL_GID)
-    rc = work / "getmailrc"
+    rc = home / "getmailrc"
     rc.write_text(
         "[retriever]\ntype = SimplePOP3Retriever\nserver = 127.0.0.1\n"
         f"port = {server.pop3_port}\nusername = {user}\n"
         f"password = {server.users[user]}\n"
-        f"[destination]\ntype = Maildir\npath = {maildir}/\nuser = mail\n"
+        f"[destination]\ntype = Maildir\npath = {maildir}/\n"
         "[options]\nread_all = true\ndelete = false\nverbose = 0\n"
     )
+    for path in [home, rc, maildir, *(maildir / s for s in ("cur", "new", "tmp"))]:
+        os.chown(path, MAIL_UID, MAIL_GID)
     started = time.perf_counter()
     done = subprocess.run(
-        ["getmail", "--getmaildir", str(work), "--rcfile", str(rc)],
+        [
+            "runuser",
+            "-u",
+            "mail",
+            "--",
+            "getmail",
+            "--getmaildir",
+            str(home),
+            "--rcfile",
+            str(rc),
+        ],
         capture_output=True,
         check=False,
     )

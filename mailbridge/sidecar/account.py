@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import enum
 import logging
+import queue
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 
 from .config import Account
@@ -29,6 +30,11 @@ from .targets import Envelope, Target, make_target
 log = logging.getLogger(__name__)
 
 ProgressCallback = Callable[[str, int, int], None]
+# (message number, UIDL, spooled message, when its RETR started)
+_Fetched = tuple[int, str, SpooledMessage, float]
+
+# Messages fetched ahead of the one being delivered.
+PREFETCH = 2
 
 # A UIDL reset is declared when at least this many known messages vanished
 # and as many unknown ones appeared at once (and at least half on each side).
@@ -198,13 +204,16 @@ class AccountPoller:
             row = known.get(uidl)
             if row is not None and self._deletion_due(row, now):
                 deletions.append((number, uidl))
+        fetcher = _Prefetcher(client, pending, self._spool_dir, self._stop)
         try:
-            for done, (number, uidl) in enumerate(pending):
-                if self._stop.is_set():
-                    result.status = PollStatus.STOPPED
-                    break
-                self._renew_lease()
-                outcome = self._handle(client, number, uidl, known.get(uidl))
+            for done, (number, uidl, message, started) in enumerate(fetcher):
+                with message:
+                    if self._stop.is_set():
+                        result.status = PollStatus.STOPPED
+                        break
+                    self._renew_lease()
+                    row = known.get(uidl)
+                    outcome = self._deliver(message, uidl, row, started)
                 result.outcomes[outcome] = result.outcomes.get(outcome, 0) + 1
                 if outcome in ("delivered", "duplicate"):
                     if outcome == "delivered":
@@ -218,6 +227,7 @@ class AccountPoller:
                 if self.progress is not None:
                     self.progress(self.name, done + 1, len(pending))
         finally:
+            fetcher.close()
             # Whatever went wrong with a message, deletions of messages that
             # are confirmed delivered still get committed if the session lives.
             self._delete(client, deletions, result)
@@ -284,14 +294,6 @@ class AccountPoller:
         return True
 
     # -- one message ------------------------------------------------------------
-
-    def _handle(
-        self, client: POP3Client, number: int, uidl: str, row: MessageRow | None
-    ) -> str:
-        started = time.monotonic()
-        message = client.retr(number, self._spool_dir)
-        with message:
-            return self._deliver(message, uidl, row, started)
 
     def _deliver(
         self,
@@ -437,6 +439,85 @@ class AccountPoller:
         oldest = self._store.oldest_pending(self.name)
         age = time.time() - oldest if oldest is not None else 0.0
         self._metrics.oldest_undelivered.labels(self.name).set(age)
+
+
+class _Prefetcher:
+    """RETRs the next messages on a thread while the current one is being
+    delivered, so the POP3 transfer and the target's overlap.
+
+    At most PREFETCH messages wait, each spooled (mostly on disk). Nothing is
+    written to the state store here: a prefetched message that is never
+    delivered leaves no trace and is fetched again next time.
+    """
+
+    def __init__(
+        self,
+        client: POP3Client,
+        pending: list[tuple[int, str]],
+        spool_dir: str | None,
+        stop: threading.Event,
+    ) -> None:
+        self._client = client
+        self._pending = pending
+        self._spool_dir = spool_dir
+        self._stop = stop
+        self._halt = threading.Event()
+        self._queue: queue.Queue[_Fetched | BaseException | None] = queue.Queue(
+            PREFETCH
+        )
+        self._thread = threading.Thread(
+            target=self._run, name="sidecar-retr", daemon=True
+        )
+        if pending:
+            self._thread.start()
+
+    def _run(self) -> None:
+        item: _Fetched | BaseException | None = None
+        try:
+            for number, uidl in self._pending:
+                if self._halt.is_set() or self._stop.is_set():
+                    break
+                started = time.monotonic()
+                message = self._client.retr(number, self._spool_dir)
+                if not self._put((number, uidl, message, started)):
+                    message.close()
+                    return
+        except BaseException as err:  # noqa: BLE001 - handed to the consumer
+            item = err
+        self._put(item)
+
+    def _put(self, item: _Fetched | BaseException | None) -> bool:
+        while not self._halt.is_set():
+            try:
+                self._queue.put(item, timeout=0.2)
+                return True
+            except queue.Full:
+                continue
+        return False
+
+    def __iter__(self) -> Iterator[_Fetched]:
+        if not self._pending:
+            return
+        while True:
+            item = self._queue.get()
+            if item is None:
+                return
+            if isinstance(item, BaseException):
+                raise item
+            yield item
+
+    def close(self) -> None:
+        """Stop fetching, wait for the thread, discard what it spooled."""
+        self._halt.set()
+        if self._thread.is_alive():
+            self._thread.join()
+        while True:
+            try:
+                item = self._queue.get_nowait()
+            except queue.Empty:
+                return
+            if isinstance(item, tuple):
+                item[2].close()
 
 
 class _LeaseLost(SidecarError):
