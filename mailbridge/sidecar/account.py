@@ -10,8 +10,10 @@ import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 
+from mailbridge.errors import InputError
+
 from .config import Account
-from .errors import PermanentError, SidecarError, TemporaryError
+from .errors import ConfigError, PermanentError, SidecarError, TemporaryError
 from .message import SpooledMessage
 from .metrics import SidecarMetrics
 from .oauth import TokenSource
@@ -121,6 +123,11 @@ class AccountPoller:
             self._metrics.error(self.name, err.kind)
             self._store.record_poll(self.name, str(err))
             raise
+        except InputError as err:
+            error = ConfigError(" / ".join(p.message for p in err.problems))
+            self._metrics.error(self.name, error.kind)
+            self._store.record_poll(self.name, str(error))
+            raise error from err
         finally:
             self._target.close()
             self._metrics.poll_seconds.labels(self.name).observe(

@@ -57,3 +57,10 @@ class TLSVerifyError(SidecarError):
     silently: the account stays in error until the config or server changes."""
 
     kind = "tls"
+
+
+class ConfigError(SidecarError):
+    """Something the config points at is missing (a secret file, a variable);
+    retried with backoff, as the deploy may be about to write it."""
+
+    kind = "config"

@@ -13,7 +13,7 @@ import pytest
 
 from mailbridge.sidecar.account import PollResult, PollStatus
 from mailbridge.sidecar.config import load_config
-from mailbridge.sidecar.errors import TemporaryError
+from mailbridge.sidecar.errors import ConfigError, TemporaryError
 from mailbridge.sidecar.service import Sidecar, backoff_delay
 from mailbridge.sidecar.state import MessageState
 from tests.servers.dovecot import DovecotServer
@@ -216,3 +216,21 @@ def test_a_hanging_account_does_not_stall_the_others(
         sidecar.close()
     finally:
         silent.close()
+
+
+def test_a_missing_secret_is_a_config_error_not_a_crash(
+    dovecot: DovecotServer,
+    smtp_sink: SmtpSink,
+    user_name: str,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    dovecot.add_user(user_name)
+    monkeypatch.delenv(env_for(user_name), raising=False)
+    account = _smtp_account(dovecot, user_name, smtp_sink.port)
+    sidecar = Sidecar(load_config(write_config(tmp_path, [account])))
+    outcome = sidecar.run_once()["acct"]
+    assert isinstance(outcome, ConfigError), outcome
+    assert f"environment variable {env_for(user_name)} is not set" in str(outcome)
+    assert sidecar.store.account("acct").failures == 1
+    sidecar.close()
