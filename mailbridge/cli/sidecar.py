@@ -82,7 +82,15 @@ def run(
     signal.signal(signal.SIGTERM, stop)
     signal.signal(signal.SIGINT, stop)
     if config.metrics.port is not None and not once:
-        sidecar.metrics.serve(config.metrics.bind, config.metrics.port)
+        try:
+            sidecar.metrics.serve(config.metrics.bind, config.metrics.port)
+        except OSError as err:
+            sidecar.close()
+            raise click.ClickException(
+                f"cannot serve metrics on {config.metrics.bind}:"
+                f"{config.metrics.port}: {err.strerror}; change metrics.port "
+                "in the config, or set it to null"
+            ) from err
     try:
         if bars is not None:
             bars.start()
