@@ -129,3 +129,10 @@ def test_unknown_revision_is_bad_input(
         main(["stacks", "--root", str(repo), "--changed-since", "no-such-ref"])
     assert exit_info.value.code == 2
     assert "no-such-ref" in capsys.readouterr().err
+
+
+def test_all_stacks_without_a_revision(
+    repo: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    main(["stacks", "--root", str(repo)])
+    assert capsys.readouterr().out.split() == ["example.com", "example.net"]

@@ -121,3 +121,17 @@ def test_bad_spec_stops_the_run_with_its_problems(
         deploy(project)
     assert "example.com.yaml:3" in str(err.value)
     assert "domain" in str(err.value)
+
+
+def test_second_example_signs_with_both_algorithms(
+    project: Path, deploy: Deploy
+) -> None:
+    mocks = deploy(project, spec="stacks/example.net.yaml")
+
+    pairs = {r.inputs["selector"]: r.outputs for r in mocks.of_type(":DkimKeyPair")}
+    assert pairs["s2026a"]["public_value"].startswith("v=DKIM1; k=rsa;")
+    assert pairs["s2026b"]["public_value"].startswith("v=DKIM1; k=ed25519;")
+    keys = project / "build/host/etc/opendkim/keys/example.net"
+    assert sorted(p.name for p in keys.iterdir()) == ["s2026a.key", "s2026b.key"]
+    zone = (project / "build/dns/example.net.zone").read_text()
+    assert "s2026a._domainkey" in zone and "s2026b._domainkey" in zone
