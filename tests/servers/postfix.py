@@ -1,6 +1,6 @@
 """Real Postfix instances and an smtp-sink target, run from test folders.
 
-Facts this relies on (see /work/shared/DESIGN.md): `postfix -c DIR` only
+Facts this relies on: `postfix -c DIR` only
 works for folders listed in `alternate_config_directories` of the default
 /etc/postfix/main.cf; Postfix logs only to syslog unless `maillog_file` is
 set; `data_directory` must belong to the `postfix` user; smtp-sink run as
