@@ -35,6 +35,8 @@ def cloudflare_inputs(record: Record, zone_id: str) -> list[dict[str, Any]]:
             item["content"] = _bare(target)
         elif record.type == RecordType.SRV:
             priority, weight, port, target = value.split()
+            # Cloudflare wants the priority beside `data` for SRV too.
+            item["priority"] = int(priority)
             item["data"] = {
                 "priority": int(priority),
                 "weight": int(weight),
