@@ -14,16 +14,16 @@ import contextlib
 import grp
 import io
 import logging
-import os
 import posixpath
 import shlex
 import stat
 import subprocess
-import tempfile
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol
+
+from mailbridge.fsutil import write_atomic
 
 log = logging.getLogger(__name__)
 
@@ -139,21 +139,7 @@ class LocalTarget:
         return HostFile(content, stat.S_IMODE(info.st_mode), _group_name(info.st_gid))
 
     def write(self, path: str, file: HostFile) -> None:
-        target = self._path(path)
-        target.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.")
-        try:
-            with os.fdopen(fd, "wb") as handle:
-                os.fchmod(handle.fileno(), file.mode)
-                if file.group is not None:
-                    _chgrp_local(handle.fileno(), file.group, target)
-                handle.write(file.content)
-                handle.flush()
-                os.fsync(handle.fileno())
-            os.replace(tmp, target)
-        except BaseException:
-            Path(tmp).unlink(missing_ok=True)
-            raise
+        write_atomic(self._path(path), file.content, file.mode, group=file.group)
 
     def remove(self, path: str) -> None:
         target = self._path(path)
@@ -173,17 +159,6 @@ class LocalTarget:
 
     def close(self) -> None:
         return None
-
-
-def _chgrp_local(fd: int, group: str, target: Path) -> None:
-    try:
-        gid = grp.getgrnam(group).gr_gid
-    except KeyError:
-        # A preview tree on a machine without the mail packages: the file
-        # keeps root's group, which is stricter, and the log says so.
-        log.warning("host group=%s unknown here; %s keeps group root", group, target)
-        return
-    os.fchown(fd, -1, gid)
 
 
 def _prune_empty(folder: Path, root: Path) -> None:

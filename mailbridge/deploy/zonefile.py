@@ -3,27 +3,16 @@
 from __future__ import annotations
 
 import logging
-import os
-import tempfile
 from pathlib import Path
+
+from mailbridge.fsutil import write_atomic
 
 log = logging.getLogger(__name__)
 
 
 def write_fragment(path: Path, text: str) -> None:
     """Write the fragment so that readers see the old or the new file, whole."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as handle:
-            os.fchmod(handle.fileno(), 0o644)
-            handle.write(text)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    write_atomic(path, text.encode("utf-8"), 0o644)
     log.info("zonefile wrote path=%s bytes=%d", path, len(text))
 
 

@@ -10,8 +10,6 @@ from __future__ import annotations
 
 import base64
 import logging
-import os
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -20,6 +18,7 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ed25519, rsa
 
 from mailbridge.errors import InputError, Location, Problem
+from mailbridge.fsutil import write_atomic
 from mailbridge.spec.models import DkimAlgorithm, DomainSpec, Selector
 
 log = logging.getLogger(__name__)
@@ -227,26 +226,6 @@ def load_keys(keys_dir: Path, spec: DomainSpec) -> dict[str, str]:
     return values
 
 
-def _write_atomic(path: Path, data: bytes, mode: int) -> None:
-    """Temp file in the same folder, fsync, chmod, rename, fsync the folder."""
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
-    try:
-        with os.fdopen(fd, "wb") as handle:
-            os.fchmod(handle.fileno(), mode)
-            handle.write(data)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    dir_fd = os.open(path.parent, os.O_RDONLY)
-    try:
-        os.fsync(dir_fd)
-    finally:
-        os.close(dir_fd)
-
-
 def write_key(keys_dir: Path, domain: str, selector: str, pair: DkimKeyPair) -> Path:
     """Store a key pair: `.key` with mode 0600, `.pub` with 0644; returns `.key`.
 
@@ -256,9 +235,9 @@ def write_key(keys_dir: Path, domain: str, selector: str, pair: DkimKeyPair) -> 
     folder = keys_dir / domain
     folder.mkdir(parents=True, exist_ok=True, mode=0o700)
     private = key_path(keys_dir, domain, selector, PRIVATE_SUFFIX)
-    _write_atomic(private, pair.private_pem(), 0o600)
+    write_atomic(private, pair.private_pem(), 0o600)
     public = key_path(keys_dir, domain, selector, PUBLIC_SUFFIX)
-    _write_atomic(public, pair.public_pem(), 0o644)
+    write_atomic(public, pair.public_pem(), 0o644)
     log.info("dkim selector=%s domain=%s key written to %s", selector, domain, private)
     return private
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import grp
 import logging
 import os
 import shutil
@@ -11,6 +10,7 @@ from collections.abc import Mapping
 from pathlib import Path, PurePosixPath
 
 from mailbridge.errors import InputError
+from mailbridge.fsutil import set_group
 from mailbridge.render.options import RenderedFile
 
 log = logging.getLogger(__name__)
@@ -74,22 +74,10 @@ def _write_file(base: Path, rel: str, item: RenderedFile) -> None:
         os.write(fd, item.content)
         os.fsync(fd)
         if item.group is not None:
-            _set_group(fd, path, item.group)
+            set_group(fd, path, item.group)
         os.fchmod(fd, item.mode)
     finally:
         os.close(fd)
-
-
-def _set_group(fd: int, path: Path, group: str) -> None:
-    try:
-        gid = grp.getgrnam(group).gr_gid
-    except KeyError:
-        log.warning("write: group missing here, file=%s group=%s", path, group)
-        return
-    try:
-        os.fchown(fd, -1, gid)
-    except PermissionError:
-        log.warning("write: cannot set group, file=%s group=%s", path, group)
 
 
 def _swap(staging: Path, target: Path) -> None:
