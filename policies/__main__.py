@@ -36,7 +36,7 @@ def _validator(rule: Rule) -> Validate:
         spec = args.props.get(SPEC_PROP)
         if isinstance(spec, str):
             peers = [p for p in args.props.get(PEERS_PROP) or [] if isinstance(p, str)]
-            for message in spec_violations(rule.id, spec, peers):
+            for message in spec_violations(rule.id, spec, peers, rule.severity):
                 report(message, None)
         elif rule.id == "dkim-weak" and args.resource_type == DKIM_KEY_TYPE:
             props = args.props

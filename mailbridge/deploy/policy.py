@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from functools import lru_cache
 
-from mailbridge.errors import path_to_text
+from mailbridge.errors import Severity, path_to_text
 from mailbridge.routing import RULES, evaluate
 from mailbridge.routing.rules import Finding, dkim_weak
 from mailbridge.spec.models import DomainSpec
@@ -55,13 +55,21 @@ def violation_text(domain: str, finding: Finding) -> str:
 
 
 def spec_violations(
-    rule_id: str, spec_json: str, peers_json: Sequence[str] = ()
+    rule_id: str,
+    spec_json: str,
+    peers_json: Sequence[str] = (),
+    severity: Severity | None = None,
 ) -> list[str]:
-    """Messages for every finding of `rule_id` on a MailDomain's inputs."""
+    """Messages for the findings of `rule_id` on a MailDomain's inputs.
+
+    With `severity`, only findings of that severity count: a rule whose
+    findings are usually errors may also warn (a fetch job without TLS that
+    says `insecure: true`), and a warning must not block a deploy.
+    """
     return [
         violation_text(domain, finding)
         for domain, finding in domain_findings(spec_json, tuple(peers_json))
-        if finding.rule == rule_id
+        if finding.rule == rule_id and severity in (None, finding.severity)
     ]
 
 

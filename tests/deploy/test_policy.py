@@ -8,7 +8,7 @@ from components.domain import spec_json
 from mailbridge.deploy.policy import key_violations, rule_ids, spec_violations
 from mailbridge.routing import RULES
 from mailbridge.spec import load_spec
-from mailbridge.spec.models import DomainSpec, Forwarder
+from mailbridge.spec.models import DomainSpec, Forwarder, TLSMode
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -79,3 +79,17 @@ def test_weak_dkim_key_resource() -> None:
     assert key_violations("s1", "ed25519", 0) == []
     found = key_violations("s1", "rsa", 1024)
     assert len(found) == 1 and "1024" in found[0]
+
+
+def test_a_warning_does_not_block_a_mandatory_rule() -> None:
+    com = _spec("example.com.yaml")
+    job = com.fetch[0]
+    plain = job.model_copy(
+        update={
+            "pop3": job.pop3.model_copy(update={"tls": TLSMode.NONE, "insecure": True})
+        }
+    )
+    insecure = com.model_copy(update={"fetch": [plain]})
+    rule = RULES["fetch-tls"]
+    assert spec_violations(rule.id, spec_json(insecure)) != []
+    assert spec_violations(rule.id, spec_json(insecure), (), rule.severity) == []
