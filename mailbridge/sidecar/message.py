@@ -8,8 +8,10 @@ import tempfile
 from collections.abc import Iterator
 from typing import IO
 
-# Keep at most this much of a message in memory; the rest spills to disk.
-MEMORY_LIMIT = 512 * 1024
+# Keep at most this much of a message in memory; the rest spills to disk
+# (200 accounts, each with a message in flight and two prefetched, stay
+# under 80 MB).
+MEMORY_LIMIT = 128 * 1024
 # Headers past this size are not searched for a Message-ID.
 HEADER_LIMIT = 256 * 1024
 CHUNK = 64 * 1024

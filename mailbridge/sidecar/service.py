@@ -8,6 +8,7 @@ import threading
 import time
 from collections.abc import Iterable
 from concurrent.futures import Future, ThreadPoolExecutor
+from pathlib import Path
 
 from .account import AccountPoller, PollResult, PollStatus, ProgressCallback
 from .config import PostgresState, Retry, SidecarConfig
@@ -55,6 +56,8 @@ class Sidecar:
         self.stop_event = threading.Event()
         self._replicas = 1
         wanted = set(accounts) if accounts is not None else None
+        if config.spool_dir is not None:
+            Path(config.spool_dir).mkdir(parents=True, exist_ok=True)
         quarantine = Quarantine(config.quarantine_dir)
         lease = self._lease_seconds() or 120.0
         self.pollers: dict[str, AccountPoller] = {}
