@@ -146,3 +146,44 @@ def test_secrets_never_reach_the_logs_and_metrics_and_status_work(
     for secret in secrets:
         assert secret not in caplog.text
         assert secret not in json.dumps(status)
+
+
+def test_imap_target_logs_in_with_xoauth2(
+    dovecot: DovecotServer,
+    gmail: GmailStandIn,
+    user_name: str,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The token endpoint is the local stand-in; Dovecot checks the bearer
+    token like a password."""
+    monkeypatch.setenv(env_for(user_name), dovecot.add_user(user_name))
+    inbox = user_name + "-inbox"
+    gmail.fixed_token = dovecot.add_user(inbox)
+    dovecot.deliver(user_name, make_message("imap-oauth", 1))
+    oauth2 = {
+        "client_id": gmail.client_id,
+        "client_secret": _secret_file(tmp_path, "cs", gmail.client_secret),
+        "refresh_token": _secret_file(tmp_path, "rt", gmail.refresh_token),
+        "token_url": gmail.url + "/token",
+    }
+    account = {
+        "name": "imap-oauth",
+        "pop3": pop3_block(dovecot, user_name),
+        "deliver_to": "alice@gmail.example",
+        "via": "imap",
+        "imap": {
+            "host": "localhost",
+            "port": dovecot.imaps_port,
+            "username": inbox,
+            "oauth2": oauth2,
+            "ca_file": dovecot.ca_file,
+        },
+    }
+    sidecar = Sidecar(load_config(write_config(tmp_path, [account])))
+    result = sidecar.run_once()["imap-oauth"]
+    assert isinstance(result, PollResult), result
+    assert result.delivered == 1
+    assert len(dovecot.messages(inbox)) == 1
+    assert gmail.token_requests == 1
+    sidecar.close()
