@@ -208,7 +208,7 @@ def test_interrupted_import_is_found_by_probe_not_repeated(
 def test_access_token_is_refreshed_before_it_expires(
     gmail: GmailStandIn, tmp_path: Path
 ) -> None:
-    gmail.token_lifetime = int(REFRESH_MARGIN) + 1
+    gmail.token_lifetime = int(REFRESH_MARGIN) + 3
     secret = tmp_path / "s"
     secret.write_text(gmail.client_secret)
     refresh = tmp_path / "r"
@@ -223,7 +223,7 @@ def test_access_token_is_refreshed_before_it_expires(
     )
     first = source.token()
     assert source.token() == first
-    time.sleep(1.2)
+    time.sleep(3.2)
     second = source.token()
     assert second != first
     assert gmail.tokens[first] > time.time(), "refreshed while the old one was valid"
