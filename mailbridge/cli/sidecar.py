@@ -81,15 +81,16 @@ def run(
 
     signal.signal(signal.SIGTERM, stop)
     signal.signal(signal.SIGINT, stop)
-    if config.metrics.port is not None and not once:
+    metrics = config.metrics
+    if metrics.enabled and metrics.port is not None and not once:
         try:
-            sidecar.metrics.serve(config.metrics.bind, config.metrics.port)
+            sidecar.metrics.serve(metrics.bind, metrics.port)
         except OSError as err:
             sidecar.close()
             raise click.ClickException(
-                f"cannot serve metrics on {config.metrics.bind}:"
-                f"{config.metrics.port}: {err.strerror}; change metrics.port "
-                "in the config, or set it to null"
+                f"cannot serve metrics on {metrics.bind}:{metrics.port}: "
+                f"{err.strerror}; change metrics.port in the config, or set "
+                "metrics.enabled to false"
             ) from err
     try:
         if bars is not None:

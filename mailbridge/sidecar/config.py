@@ -235,6 +235,7 @@ StateBackend = Annotated[SQLiteState | PostgresState, Field(discriminator="backe
 
 
 class Metrics(Model):
+    enabled: bool = Field(True, description="False turns the HTTP port off.")
     bind: str = "127.0.0.1"
     port: Port | None = Field(9325, description="Prometheus port; null: off.")
 
@@ -337,7 +338,14 @@ def _missing(base: FieldPath, key: str, message: str) -> Problem:
 
 
 def load_config(path: Path) -> SidecarConfig:
-    """Read and validate a sidecar config; InputError lists every problem."""
+    """Read and validate a sidecar config (YAML, or TOML for a `.toml` file);
+    InputError lists every problem with its line."""
+    if path.suffix.lower() == ".toml":
+        from mailbridge.spec.validation import validate_document
+
+        from .tomlsource import read_toml
+
+        return validate_document(read_toml(path), SidecarConfig, _semantic)
     config, _ = load_model(path, SidecarConfig, _semantic)
     return config
 

@@ -118,3 +118,61 @@ def test_cli_reports_bad_config_with_exit_2(
     assert exit_info.value.code == 2
     err = capsys.readouterr().err
     assert "sidecar.yaml:1:" in err and "Traceback" not in err
+
+
+GOOD_TOML = """\
+version = 1
+
+[state]
+backend = "sqlite"
+path = "/var/lib/mailbridge/sidecar.db"
+
+[[accounts]]
+name = "isp"
+deliver_to = "alice@gmail.example"
+via = "smtp"
+smtp = { host = "mx1.example.com" }
+
+[accounts.pop3]
+host = "pop.isp.example"
+username = "alice"
+password = { file = "/etc/mailbridge/secrets/isp-pop3" }
+
+[[accounts]]
+name = "other"
+deliver_to = "bob@gmail.example"
+via = "smtp"
+smtp = { host = "mx1.example.com" }
+
+[accounts.pop3]
+host = "pop.isp.example"
+username = "bob"
+password = { env = "BOB_POP3" }
+"""
+
+
+def test_toml_loads_like_yaml(tmp_path: Path) -> None:
+    path = tmp_path / "sidecar.toml"
+    path.write_text(GOOD_TOML)
+    config = load_config(path)
+    assert [a.name for a in config.accounts] == ["isp", "other"]
+    assert config.accounts[1].pop3.password == SecretSource(env="BOB_POP3")
+    yaml_config = load_config(_write(tmp_path, GOOD))
+    assert config.accounts[0] == yaml_config.accounts[0]
+
+
+def test_toml_problems_are_located(tmp_path: Path) -> None:
+    path = tmp_path / "sidecar.toml"
+    path.write_text(
+        GOOD_TOML.replace('password = { env = "BOB_POP3" }', 'password = "pw"')
+    )
+    with pytest.raises(InputError) as caught:
+        load_config(path)
+    report = caught.value.to_text()
+    assert "sidecar.toml:27:1:" in report and "accounts[1].pop3.password" in report
+
+    path.write_text(GOOD_TOML.replace('via = "smtp"', "via = smtp", 1))
+    with pytest.raises(InputError) as caught:
+        load_config(path)
+    assert "sidecar.toml:10:" in caught.value.to_text()
+    assert "not valid TOML" in caught.value.to_text()
