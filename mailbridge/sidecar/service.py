@@ -132,8 +132,11 @@ class Sidecar:
             while not self.stop_event.is_set():
                 now = time.monotonic()
                 if now >= beat:
-                    self._replicas = self.store.heartbeat(lease)
                     beat = now + min(lease / 4, 10.0)
+                    try:
+                        self._replicas = self.store.heartbeat(lease)
+                    except Exception:  # noqa: BLE001 - the database may be back soon
+                        log.warning("state heartbeat failed", exc_info=True)
                 for name, future in list(running.items()):
                     if not future.done():
                         continue
