@@ -110,3 +110,52 @@ def test_logins_need_tls_1_2_on_both_submission_ports(rendered: Path) -> None:
         assert f"{port}/inet/smtpd_tls_security_level = encrypt" in services.stdout
         assert f"{port}/inet/smtpd_sasl_auth_enable = yes" in services.stdout
     assert "25/inet/smtpd_sasl_auth_enable" not in services.stdout
+
+
+def test_mail_to_gmail_is_slow_and_retries_back_off(rendered: Path) -> None:
+    """Forwarding into Gmail, as Postfix itself reads the rendered settings."""
+    config = rendered / "etc/postfix"
+    names = [
+        "gmail_destination_concurrency_limit",
+        "gmail_destination_rate_delay",
+        "gmail_initial_destination_concurrency",
+        "minimal_backoff_time",
+        "maximal_backoff_time",
+        "maximal_queue_lifetime",
+        "transport_maps",
+    ]
+    done = run(["postconf", "-c", str(config), "-h", *names])
+    values = dict(zip(names, done.stdout.splitlines(), strict=True))
+    transport = values.pop("transport_maps")
+    services = run(["postconf", "-c", str(config), "-M", "gmail/unix"])
+
+    assert done.returncode == 0, done.stderr
+    assert values == {
+        "gmail_destination_concurrency_limit": "1",
+        "gmail_destination_rate_delay": "1s",
+        "gmail_initial_destination_concurrency": "1",
+        "minimal_backoff_time": "300s",
+        "maximal_backoff_time": "4000s",
+        "maximal_queue_lifetime": "5d",
+    }
+    assert services.stdout.split()[:8] == [
+        *("gmail", "unix", "-", "-", "n", "-", "-", "smtp")
+    ]
+    for domain in ("gmail.com", "googlemail.com"):
+        lookup = run(["postmap", "-c", str(config), "-q", domain, transport])
+        assert lookup.stdout.strip() == "gmail:", (domain, lookup.stderr)
+
+
+def test_submission_ports_check_the_sender_login(rendered: Path) -> None:
+    config = rendered / "etc/postfix"
+    services = run(["postconf", "-c", str(config), "-P"]).stdout
+    login_map = run(["postconf", "-c", str(config), "-h", "smtpd_sender_login_maps"])
+
+    for port in ("587", "465"):
+        assert (
+            f"{port}/inet/smtpd_sender_restrictions = "
+            "reject_authenticated_sender_login_mismatch"
+        ) in services
+    assert "465/inet/smtpd_tls_wrappermode = yes" in services
+    assert login_map.stdout.strip().startswith("texthash:")
+    assert "25/inet/smtpd_sender_restrictions" not in services
