@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import ipaddress
 import sys
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 import click
@@ -19,6 +19,8 @@ from mailbridge.errors import InputError, Location, Problem
 from mailbridge.spec import load_specs
 from mailbridge.spec.types import FieldValueError, normalize_hostname
 from mailbridge.verify import Report, Status, VerifyOptions
+from mailbridge.verify.deployed import OPTION as DEPLOYED_OPTION
+from mailbridge.verify.deployed import DeployedKeys, read_stack_outputs
 from mailbridge.verify.options import SERVICES, parse_address, parse_ports
 from mailbridge.verify.runner import Subject, verify_many
 
@@ -30,14 +32,22 @@ STYLES = {
 }
 
 
-def subjects_from(targets: Sequence[str], keys_dir: Path | None) -> list[Subject]:
-    """Spec files and folders become spec subjects; other words, bare domains."""
+def subjects_from(
+    targets: Sequence[str],
+    keys_dir: Path | None,
+    deployed: Mapping[str, DeployedKeys] | None = None,
+) -> list[Subject]:
+    """Spec files and folders become spec subjects; other words, bare domains.
+
+    `deployed` maps domains to the DKIM keys their stacks published.
+    """
     paths = [Path(t) for t in targets if Path(t).exists()]
     subjects = []
     if paths:
         for item in load_specs(paths):
             keys = keys_dir if keys_dir is not None else default_keys_dir(item.path)
-            subjects.append(Subject.from_spec(item.spec, keys))
+            from_stack = (deployed or {}).get(item.spec.domain)
+            subjects.append(Subject.from_spec(item.spec, keys, from_stack))
     problems = []
     for target in targets:
         if Path(target).exists():
@@ -106,6 +116,15 @@ def subjects_from(targets: Sequence[str], keys_dir: Path | None) -> list[Subject
     help="Deployed DKIM keys. Default: keys/ beside each spec file.",
 )
 @click.option(
+    DEPLOYED_OPTION,
+    "stack_outputs",
+    multiple=True,
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    metavar="FILE",
+    help="A stack's `pulumi stack output --json`: compare DKIM records with "
+    "the keys it deployed. Once per stack.",
+)
+@click.option(
     "--concurrency",
     type=click.IntRange(min=1),
     default=32,
@@ -139,6 +158,7 @@ def command(
     ca_file: Path | None,
     mta_sts_address: str | None,
     keys_dir: Path | None,
+    stack_outputs: tuple[Path, ...],
     concurrency: int,
     check_dns: bool,
     check_tls: bool,
@@ -184,7 +204,8 @@ def command(
         check_tls=check_tls,
         check_delivery=check_delivery,
     )
-    subjects = subjects_from(targets, keys_dir)
+    deployed = read_stack_outputs(stack_outputs)
+    subjects = subjects_from(targets, keys_dir, deployed)
     show_bar = sys.stderr.isatty() and not as_json if progress is None else progress
     try:
         reports = _run(subjects, options, show_bar and len(subjects) > 1)

@@ -156,7 +156,8 @@ def _compare_placeholder(
         status=Status.WARNING,
         expected="the deployed key (no key found to compare with)",
         found=" | ".join(relevant),
-        fix="pass --keys-dir with the folder of the deployed DKIM keys",
+        fix="pass --keys DIR (the deployed key files) or "
+        "--dkim-from-stack-output FILE (`pulumi stack output --json`)",
         **{
             **base,
             "why": "a published key that differs from the signing key "

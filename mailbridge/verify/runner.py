@@ -11,9 +11,10 @@ from pathlib import Path
 from mailbridge.dns.dkim import load_keys
 from mailbridge.dns.policy import mta_sts_policy
 from mailbridge.dns.record import Record
-from mailbridge.dns.records import build_records
+from mailbridge.dns.records import build_records, dkim_name
 from mailbridge.spec.models import DomainSpec
 from mailbridge.verify import dnscheck
+from mailbridge.verify.deployed import DeployedKeys
 from mailbridge.verify.findings import Finding, Report, Status
 from mailbridge.verify.lookup import Resolver
 from mailbridge.verify.mta_sts import check_mta_sts
@@ -36,14 +37,30 @@ class Subject:
     records: tuple[Record, ...] = field(default=())
 
     @classmethod
-    def from_spec(cls, spec: DomainSpec, keys_dir: Path | None) -> Subject:
+    def from_spec(
+        cls,
+        spec: DomainSpec,
+        keys_dir: Path | None,
+        deployed: DeployedKeys | None = None,
+    ) -> Subject:
         """Expected records built the way a deploy builds them.
 
-        `keys_dir` holds the deployed DKIM keys; without it (or without a
-        key there) the live DKIM record is checked for a key, not compared.
+        `keys_dir` holds the deployed DKIM keys; `deployed` (a stack's
+        outputs) wins over it, and its retired selectors are not expected
+        in DNS. Without a key from either, the live DKIM record is checked
+        for a key, not compared.
         """
         keys = load_keys(keys_dir, spec) if keys_dir and keys_dir.is_dir() else {}
-        records = build_records(spec, keys, keys_dir=keys_dir)
+        retired: frozenset[str] = frozenset()
+        if deployed is not None:
+            keys.update(deployed.values)
+            retired = deployed.retired
+        gone = {dkim_name(name, spec.domain) for name in retired}
+        records = [
+            r
+            for r in build_records(spec, keys, keys_dir=keys_dir)
+            if r.name not in gone
+        ]
         return cls(spec.domain, spec, tuple(records))
 
 

@@ -18,6 +18,7 @@ from pathlib import Path
 import pytest
 
 from mailbridge.cli.main import main
+from mailbridge.dns.dkim import generate_key, load_keys
 from tests.verify.world import World
 
 pytestmark = pytest.mark.servers
@@ -30,8 +31,13 @@ class Result:
     stderr: str
 
 
-def _cli(world: World, capsys: pytest.CaptureFixture[str], *args: str) -> Result:
-    """Run the command in this process, as `mailbridge verify ... --no-tls`."""
+def _cli(
+    world: World, capsys: pytest.CaptureFixture[str], *args: str, keys: bool = True
+) -> Result:
+    """Run the command in this process, as `mailbridge verify ... --no-tls`.
+
+    With `keys` false, verify gets no keys folder (only what `args` give).
+    """
     argv = [
         "verify",
         *args,
@@ -42,8 +48,7 @@ def _cli(world: World, capsys: pytest.CaptureFixture[str], *args: str) -> Result
         f"127.0.0.1:{world.policy.port}",
         "--ca-file",
         str(world.ca.path),
-        "--keys",
-        str(world.keys),
+        *(("--keys", str(world.keys)) if keys else ()),
     ]
     code = 0
     try:
@@ -85,6 +90,99 @@ def test_drifted_spec_exits_1_and_says_how_to_fix(
     assert "found:    10 mx9.drift.test." in out
     assert "fix:" in out
     assert "2 domains verified, 1 with errors" in out
+
+
+def _stack_output(folder: Path, domain: str, selectors: dict[str, object]) -> Path:
+    """What `pulumi stack output --json` writes for the domain's stack."""
+    path = folder / f"{domain}.outputs.json"
+    data = {"domain": domain, "dkim": selectors, "signing": ["s1"]}
+    path.write_text(json.dumps(data))
+    return path
+
+
+def _dkim_finding(out: str) -> dict[str, object]:
+    (domain,) = json.loads(out)["domains"]
+    (finding,) = [f for f in domain["findings"] if f["check"] == "dkim.s1"]
+    return dict(finding)
+
+
+def test_dkim_values_from_the_stack_output(
+    world: World, capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    """No key files (as in CI): the stack's `dkim` output is the deployed key."""
+    spec = world.write_spec("good.test", tmp_path)
+    (live,) = load_keys(world.keys, world.specs["good.test"]).values()
+    row = {"record": "s1._domainkey.good.test", "state": "active", "retired": False}
+
+    without = _cli(world, capsys, str(spec), "--json", "--show-ok", keys=False)
+    assert _dkim_finding(without.stdout)["status"] == "warning"
+
+    good = _stack_output(tmp_path, "good.test", {"s1": {**row, "value": live}})
+    done = _cli(
+        world,
+        capsys,
+        str(spec),
+        "--json",
+        "--dkim-from-stack-output",
+        str(good),
+        keys=False,
+    )
+    assert done.returncode == 0, done.stdout
+    assert _dkim_finding(done.stdout)["status"] == "ok"
+
+    other = generate_key("ed25519").record_value()
+    stale = _stack_output(tmp_path, "good.test", {"s1": {**row, "value": other}})
+    done = _cli(
+        world,
+        capsys,
+        str(spec),
+        "--json",
+        "--dkim-from-stack-output",
+        str(stale),
+        keys=False,
+    )
+    assert done.returncode == 1
+    finding = _dkim_finding(done.stdout)
+    assert finding["status"] == "error"
+    assert other.split("p=")[1] in str(finding["expected"])
+
+
+def test_retired_selector_in_the_stack_output_is_not_expected(
+    world: World, capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    spec = world.write_spec("good.test", tmp_path)
+    gone = {"value": generate_key("ed25519").record_value(), "retired": True}
+    outputs = _stack_output(tmp_path, "good.test", {"s1": gone})
+    done = _cli(
+        world, capsys, str(spec), "--json", "--dkim-from-stack-output", str(outputs)
+    )
+    (domain,) = json.loads(done.stdout)["domains"]
+    assert not [f for f in domain["findings"] if f["check"] == "dkim.s1"]
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        ("{not json", "not JSON"),
+        ('{"dkim": {}}', "no `domain` output"),
+        ('{"domain": "good.test", "dkim": {"s1": {"value": "[secret]"}}}', "s1"),
+    ],
+)
+def test_bad_stack_output_exits_2(
+    world: World,
+    capsys: pytest.CaptureFixture[str],
+    tmp_path: Path,
+    text: str,
+    message: str,
+) -> None:
+    outputs = tmp_path / "outputs.json"
+    outputs.write_text(text)
+    done = _cli(world, capsys, "good.test", "--dkim-from-stack-output", str(outputs))
+    assert done.returncode == 2
+    assert message in done.stderr
+    assert str(outputs) in done.stderr
+    assert "pulumi stack output" in done.stderr
+    assert "Traceback" not in done.stderr
 
 
 def test_bare_domain(world: World, capsys: pytest.CaptureFixture[str]) -> None:
