@@ -379,6 +379,42 @@ def test_logged_in_user_sends_as_own_address_only(
     assert b"not owned by user alice@example.com" in reply
 
 
+def test_port_465_needs_tls_and_checks_the_sender(
+    host: MailHostUnderTest, sink: SmtpSink
+) -> None:
+    """Implicit TLS (RFC 8314): logins work inside TLS, sender checks apply."""
+    port = host.ports["smtps_port"]
+    with socket.create_connection((LOOPBACK, port), timeout=20) as plain:
+        plain.sendall(b"EHLO client.example.com\r\n")
+        plain.settimeout(5)
+        try:
+            answer = plain.recv(200)
+        except (TimeoutError, ConnectionResetError):
+            answer = b""
+    assert not answer.startswith(b"220")  # no plaintext SMTP greeting
+
+    user, password = "alice@example.com", TEST_PASSWORDS["alice-password"]
+    with smtplib.SMTP_SSL(
+        LOOPBACK, port, context=tls_context(host), timeout=20
+    ) as client:
+        client.login(user, password)
+        assert isinstance(client.sock, ssl.SSLSocket)
+        tls_version = client.sock.version()
+        client.send_message(
+            message("friend@outside.test", "over 465", user),
+            from_addr=user,
+            to_addrs=["friend@outside.test"],
+        )
+        client.mail("bob@example.com")
+        code, reply = client.rcpt("friend@outside.test")
+
+    assert tls_version in ("TLSv1.2", "TLSv1.3")
+    got = sink.wait_message("friend@outside.test", containing="over 465")
+    assert dkim_valid(host, got)
+    assert 500 <= code < 600
+    assert b"not owned by user alice@example.com" in reply
+
+
 def test_alias_loop_on_one_host_is_never_accepted(host: MailHostUnderTest) -> None:
     msg = message("loop-a@example.com", "loop on one host")
 
