@@ -140,3 +140,21 @@ def test_every_mailbridge_command_and_option_exists(workflow: dict[str, Any]) ->
         assert command is not None, f"mailbridge {name} does not exist"
         missing = options - _options(command)
         assert not missing, f"mailbridge {name} has no {sorted(missing)}"
+
+
+def test_scheduled_verify_compares_dkim_with_the_stacks_outputs(
+    workflow: dict[str, Any],
+) -> None:
+    """The keys are not in the repo: verify reads them from the stack outputs."""
+    script = "\n".join(s for job, s in _runs(workflow) if job == "verify")
+    commands = _commands(script)
+    outputs = [c for c in commands if c[:3] == ["pulumi", "stack", "output"]]
+    assert outputs and "--json" in outputs[0]
+    assert "(--dkim-from-stack-output " in script
+    runs = [c for c in commands if c[:2] == [".venv/bin/mailbridge", "verify"]]
+    assert len(runs) == 1 and "${deployed[@]}" in runs[0]
+    verify = LazyGroup._load("verify")
+    assert verify is not None
+    assert "--dkim-from-stack-output" in _options(verify)
+    steps = workflow["jobs"]["verify"]["steps"]
+    assert any(s.get("uses", "").startswith("pulumi/actions@") for s in steps)
