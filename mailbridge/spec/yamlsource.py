@@ -143,7 +143,21 @@ def read_yaml(path: Path) -> YamlDocument:
             location=Location(str(path)),
             fix="check the path; a folder is searched for *.yaml specs",
         ) from err
-    except (OSError, UnicodeDecodeError) as err:
+    except IsADirectoryError as err:
+        raise InputError.single(
+            "this is a folder; this command reads one spec file",
+            location=Location(str(path)),
+            expected=f"one spec file, such as {path / '<domain>.yaml'}",
+            fix="name one spec file of the folder",
+        ) from err
+    except UnicodeDecodeError as err:
+        raise InputError.single(
+            f"this file is not UTF-8 text: {err.reason} at byte {err.start}",
+            location=Location(str(path)),
+            expected="a YAML text file in UTF-8",
+            fix="save the file as UTF-8",
+        ) from err
+    except OSError as err:
         raise InputError.single(
             f"cannot read this file: {err}", location=Location(str(path))
         ) from err

@@ -118,3 +118,31 @@ def test_keep_a_copy_is_not_a_duplicate(tmp_path: Path) -> None:
         "  - {address: alice@example.com, to: [alice@example.com, a@gmail.com]}\n"
     )
     assert load_spec(spec).spec.forwarders[0].to[0] == "alice@example.com"
+
+
+def test_a_folder_where_one_spec_is_read_is_a_clear_error(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    with pytest.raises(SystemExit) as exited:
+        main(["records", str(tmp_path)])
+
+    err = capsys.readouterr().err
+    assert exited.value.code == 2
+    assert err.startswith(f"{tmp_path}: error: (document): this is a folder;")
+    assert f"expected: one spec file, such as {tmp_path}/<domain>.yaml" in err
+
+
+def test_a_file_that_is_not_utf8_is_a_clear_error(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    spec = tmp_path / "latin1.yaml"
+    spec.write_bytes("version: 1\ndomain: caf\xe9.example\n".encode("latin-1"))
+
+    with pytest.raises(SystemExit) as exited:
+        main(["validate", str(spec)])
+
+    err = capsys.readouterr().err
+    assert exited.value.code == 2
+    assert f"{spec}: error: (document): this file is not UTF-8 text" in err
+    assert "at byte 22" in err
+    assert "fix:      save the file as UTF-8" in err
