@@ -7,7 +7,7 @@ from pathlib import Path
 import click
 
 from mailbridge.cli.common import emit_json, json_option
-from mailbridge.errors import InputError
+from mailbridge.errors import InputError, Location
 from mailbridge.render import HostOptions, render_host, write_tree
 from mailbridge.secrets import SecretStore
 from mailbridge.spec import load_specs
@@ -40,17 +40,25 @@ def command(
     Secrets come from MAILBRIDGE_SECRET_<NAME> environment variables.
     """
     loaded = [item.spec for item in load_specs(specs)]
-    if hostname is not None:
-        loaded = [s for s in loaded if s.mail_host.hostname == hostname.lower()]
-        if not loaded:
-            raise InputError.single(
-                f"no spec names {hostname} as its mail host",
-                path=("mail_host", "hostname"),
-                found=hostname,
-                fix="check the name given to --host",
-            )
-    options = HostOptions(root=root, hostname=hostname.lower() if hostname else None)
-    files = render_host(loaded, SecretStore(), options)
+    try:
+        if hostname is not None:
+            loaded = [s for s in loaded if s.mail_host.hostname == hostname.lower()]
+            if not loaded:
+                raise InputError.single(
+                    f"no spec names {hostname} as its mail host",
+                    path=("mail_host", "hostname"),
+                    found=hostname,
+                    fix="check the name given to --host",
+                )
+        options = HostOptions(
+            root=root, hostname=hostname.lower() if hostname else None
+        )
+        files = render_host(loaded, SecretStore(), options)
+    except InputError as err:
+        # Problems of the host as a whole have no line; name the specs given.
+        where = Location(", ".join(str(p) for p in specs))
+        problems = [p if p.location else p.with_location(where) for p in err.problems]
+        raise InputError(problems) from err
     target = write_tree(files, outdir)
     if as_json:
         emit_json(

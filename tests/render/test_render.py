@@ -176,5 +176,19 @@ def test_cli_names_missing_secrets_and_exits_2(
 
     assert done.value.code == 2
     err = capsys.readouterr().err
+    assert err.startswith(f"{stacks_dir / 'example.net.yaml'}: error: ")
     assert "helpdesk-password" in err and "srs-net-2026a" in err
     assert not (tmp_path / "out").exists()
+
+
+def test_cli_names_the_specs_of_a_host_wide_problem(
+    tmp_path: Path, stacks_dir: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    with pytest.raises(SystemExit) as done:
+        main(["render", str(stacks_dir), str(tmp_path / "out")])
+
+    assert done.value.code == 2
+    err = capsys.readouterr().err
+    assert err.startswith(f"{stacks_dir}: error: mail_host.hostname: ")
+    assert "mail.example.net, mx1.example.com" in err
+    assert "--host NAME" in err
