@@ -282,6 +282,8 @@ def _dial_failure(
 ) -> Finding:
     if isinstance(err, TimeoutError):
         found = f"no answer within {target.timeout:g}s (filtered by a firewall?)"
+    elif isinstance(err, ConnectionRefusedError):
+        found = "connection refused: nothing listens on the port"
     elif isinstance(err, ssl.SSLError) and "VERSION" in str(err).upper():
         found = f"TLS handshake failed: {err} (only TLS older than 1.2?)"
     else:
@@ -301,7 +303,8 @@ def _dial_failure(
 
 def _expected_dial(service: Service) -> str:
     how = "STARTTLS" if service.starttls else "implicit TLS"
-    return f"a {service.protocol.upper()} greeting and {how}"
+    article = "a" if service.protocol == Protocol.POP3 else "an"
+    return f"{article} {service.protocol.upper()} greeting and {how}"
 
 
 _WHY_PORT = {

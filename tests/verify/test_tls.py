@@ -208,10 +208,12 @@ def test_closed_port_is_an_error(
     )
     (pop3s,) = report.by_check("port.pop3s")
     assert pop3s.status == Status.ERROR
-    assert "Refused" in (pop3s.found or "")
+    assert pop3s.found == "connection refused: nothing listens on the port"
+    assert pop3s.expected == "a POP3 greeting and implicit TLS"
     (wrong,) = report.by_check("port.submission")
     assert wrong.status == Status.ERROR
     assert "greeting" in (wrong.found or "")
+    assert wrong.expected == "an SMTP greeting and STARTTLS"
 
 
 def test_unknown_recipient_fails_delivery(
