@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from mailbridge.errors import InputError, Problem
 from mailbridge.render.options import HostOptions
 from mailbridge.render.passwords import hash_password
+from mailbridge.render.sidecar import sidecar_secret_refs
 from mailbridge.secrets import SecretStore
 from mailbridge.spec.models import DkimAlgorithm, DomainSpec, SelectorState
 
@@ -152,7 +153,8 @@ def build_plan(
     """The plan for a host serving `specs`; InputError lists every problem."""
     ordered = sorted(specs, key=lambda s: s.domain)
     _check_specs(ordered, options)
-    secrets.require(_secret_refs(ordered))
+    # Every missing secret at once, the sidecar's included.
+    secrets.require(_secret_refs(ordered) + sidecar_secret_refs(ordered))
     hostname = options.hostname or ordered[0].mail_host.hostname
     primary = _primary(ordered, hostname)
     mailboxes = _mailboxes(ordered, secrets, options)

@@ -56,6 +56,13 @@ def fetch_secret_refs(job: FetchJob) -> list[str]:
     return refs
 
 
+def sidecar_secret_refs(specs: list[DomainSpec]) -> list[str]:
+    """The secrets the sidecar's files will hold; none without the sidecar."""
+    if not any(spec.fetch for spec in specs) or load_renderer() is None:
+        return []
+    return sorted({r for s in specs for job in s.fetch for r in fetch_secret_refs(job)})
+
+
 def sidecar_files(
     specs: list[DomainSpec], secrets: SecretStore
 ) -> dict[str, RenderedFile]:
@@ -67,7 +74,7 @@ def sidecar_files(
         log.info("render: sidecar module missing, skipped file=%s", CONFIG_PATH)
         return {}
     renderer, folder = found
-    refs = sorted({r for s in specs for job in s.fetch for r in fetch_secret_refs(job)})
+    refs = sidecar_secret_refs(specs)
     secrets.require(refs)
     files = {CONFIG_PATH: RenderedFile(renderer(list(specs)).encode(), PUBLIC)}
     for ref in refs:

@@ -15,6 +15,7 @@ from mailbridge.cli.main import main
 from mailbridge.errors import InputError
 from mailbridge.render import HostOptions, RenderedFile, render_host, write_tree
 from mailbridge.secrets import SecretStore
+from mailbridge.spec import load_specs
 from tests.render.hosts import TEST_PASSWORDS
 from tests.render.specs import COM, spec
 
@@ -145,6 +146,20 @@ def test_missing_sidecar_module_skips_its_file(
 
     assert "etc/mailbridge/sidecar.yaml" not in files
     assert "sidecar module missing" in caplog.text
+
+
+def test_host_and_sidecar_secrets_are_missed_in_one_report(stacks_dir: Path) -> None:
+    """A user fixes every missing secret in one round, not two."""
+    loaded = load_specs([stacks_dir / "example.com.yaml"])
+
+    with pytest.raises(InputError) as err:
+        render_host([loaded[0].spec], SecretStore({}, environ={}), FAST)
+
+    assert len(err.value.problems) == 1
+    assert err.value.problems[0].message == (
+        "secret values are missing: alice-password, archive-password, "
+        "gmail-client-secret, gmail-refresh-token, isp-pop3, srs-2026a"
+    )
 
 
 def test_cli_writes_the_tree(
