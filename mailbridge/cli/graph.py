@@ -9,6 +9,7 @@ from pathlib import Path
 
 import click
 
+from mailbridge.cli.common import writing
 from mailbridge.routing import build_graph
 from mailbridge.routing.dot import to_dot
 from mailbridge.spec import load_specs
@@ -78,5 +79,6 @@ def command(paths: tuple[Path, ...], output_format: str, output: Path | None) ->
     if output is None:
         click.echo(text, nl=False)
         return
-    output.write_text(text, encoding="utf-8")
+    with writing(output):
+        output.write_text(text, encoding="utf-8")
     click.echo(f"wrote {output} ({len(graph.nodes)} nodes)", err=True)

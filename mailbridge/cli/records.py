@@ -10,7 +10,7 @@ import click
 from rich.console import Console
 from rich.table import Table
 
-from mailbridge.cli.common import emit_json
+from mailbridge.cli.common import emit_json, writing
 from mailbridge.dns.dkim import generate_missing_keys, load_keys
 from mailbridge.dns.policy import mta_sts_policy
 from mailbridge.dns.record import Level, Record
@@ -149,7 +149,9 @@ def command(
     spec = load_spec(spec_path).spec
     keys_dir = keys_dir if keys_dir is not None else default_keys_dir(spec_path)
     if generate_keys:
-        for path in generate_missing_keys(keys_dir, spec):
+        with writing(keys_dir):
+            written = generate_missing_keys(keys_dir, spec)
+        for path in written:
             click.echo(f"wrote DKIM key {path} (mode 0600) and its .pub", err=True)
     records = build_records(spec, load_keys(keys_dir, spec), keys_dir=keys_dir)
     if output == "json":

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import click
 
-from mailbridge.cli.common import emit_json, json_option
+from mailbridge.cli.common import emit_json, json_option, writing
 from mailbridge.errors import InputError, Location
 from mailbridge.render import HostOptions, render_host, write_tree
 from mailbridge.secrets import SecretStore
@@ -56,10 +56,12 @@ def command(
         files = render_host(loaded, SecretStore(), options)
     except InputError as err:
         # Problems of the host as a whole have no line; name the specs given.
-        where = Location(", ".join(str(p) for p in specs))
-        problems = [p if p.location else p.with_location(where) for p in err.problems]
-        raise InputError(problems) from err
-    target = write_tree(files, outdir)
+        raise _located(err, ", ".join(str(p) for p in specs)) from err
+    try:
+        with writing(outdir):
+            target = write_tree(files, outdir)
+    except InputError as err:
+        raise _located(err, str(outdir)) from err
     if as_json:
         emit_json(
             {
@@ -74,3 +76,11 @@ def command(
     for path, item in files.items():
         click.echo(f"{item.mode:04o}  {item.group or '-':8}  {path}")
     click.echo(f"{len(files)} files written to {target}")
+
+
+def _located(err: InputError, where: str) -> InputError:
+    """The same problems, those without a position placed at `where`."""
+    location = Location(where)
+    return InputError(
+        [p if p.location else p.with_location(location) for p in err.problems]
+    )

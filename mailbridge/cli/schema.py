@@ -7,6 +7,7 @@ from pathlib import Path
 
 import click
 
+from mailbridge.cli.common import writing
 from mailbridge.spec import DomainSpec
 
 
@@ -25,4 +26,5 @@ def command(output: Path | None) -> None:
     if output is None:
         click.echo(text, nl=False)
     else:
-        output.write_text(text, encoding="utf-8")
+        with writing(output):
+            output.write_text(text, encoding="utf-8")

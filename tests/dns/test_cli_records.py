@@ -149,3 +149,17 @@ def test_bad_name_server_exits_2(
     assert code == 2
     assert out == ""
     assert "--nameserver" in err and "is not fully qualified" in err
+
+
+def test_keys_folder_that_cannot_be_made_exits_2(
+    capsys: pytest.CaptureFixture[str], spec_file: Path
+) -> None:
+    blocker = spec_file.parent / "a-file"
+    blocker.write_text("not a folder\n")
+    keys = blocker / "keys"
+
+    code, _, err = run(capsys, str(spec_file), "--keys", str(keys), "--generate-keys")
+
+    assert code == 2
+    assert err.startswith(f"{keys}: error: (document): cannot write here: ")
+    assert "Traceback" not in err

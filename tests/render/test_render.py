@@ -207,3 +207,32 @@ def test_cli_names_the_specs_of_a_host_wide_problem(
     assert err.startswith(f"{stacks_dir}: error: mail_host.hostname: ")
     assert "mail.example.net, mx1.example.com" in err
     assert "--host NAME" in err
+
+
+def test_cli_names_an_output_folder_it_may_not_replace(
+    tmp_path: Path,
+    stacks_dir: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    monkeypatch.setenv("MAILBRIDGE_SECRET_HELPDESK_PASSWORD", "h")
+    monkeypatch.setenv("MAILBRIDGE_SECRET_SRS_NET_2026A", "s")
+    mine = tmp_path / "mine"
+    mine.mkdir()
+    (mine / "notes.txt").write_text("keep me\n")
+    blocker = tmp_path / "a-file"
+    blocker.write_text("not a folder\n")
+    spec_file = str(stacks_dir / "example.net.yaml")
+
+    with pytest.raises(SystemExit) as refused:
+        main(["render", spec_file, str(mine)])
+    refused_err = capsys.readouterr().err
+    with pytest.raises(SystemExit) as failed:
+        main(["render", spec_file, str(blocker / "out")])
+    failed_err = capsys.readouterr().err
+
+    assert refused.value.code == failed.value.code == 2
+    assert refused_err.startswith(f"{mine}: error: ")
+    assert "holds files that mailbridge did not write" in refused_err
+    assert (mine / "notes.txt").read_text() == "keep me\n"
+    assert failed_err.startswith(f"{blocker / 'out'}: error: (document): cannot write")

@@ -113,3 +113,15 @@ def test_graph_svg_without_dot_is_a_clear_error(
     err = capsys.readouterr().err
     assert "`dot` program of Graphviz is not installed" in err
     assert "--format dot" in err
+
+
+def test_graph_into_a_missing_folder_exits_two(
+    write_spec: WriteSpec, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    write_spec("x.com", LOOP)
+    target = tmp_path / "no-such-folder" / "routing.dot"
+
+    assert run(["graph", str(tmp_path), "-o", str(target)]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith(f"{target}: error: (document): cannot write here: ")
+    assert "fix:      create the folder, or choose another path" in err

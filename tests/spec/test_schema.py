@@ -3,6 +3,9 @@
 import json
 from pathlib import Path
 
+import pytest
+
+from mailbridge.cli.main import main
 from mailbridge.cli.schema import spec_schema
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -23,3 +26,15 @@ def test_example_specs_carry_the_modeline() -> None:
     for spec in (ROOT / "stacks").glob("example.*.yaml"):
         first = spec.read_text().splitlines()[0]
         assert first == "# yaml-language-server: $schema=../docs/spec.schema.json"
+
+
+def test_schema_into_a_missing_folder_exits_two(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    target = tmp_path / "missing" / "spec.schema.json"
+
+    with pytest.raises(SystemExit) as exited:
+        main(["schema", "-o", str(target)])
+
+    assert exited.value.code == 2
+    assert capsys.readouterr().err.startswith(f"{target}: error: (document): cannot")
