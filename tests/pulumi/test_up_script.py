@@ -1,0 +1,96 @@
+"""`scripts/up`, the README's main job, as a user runs it, on a copy.
+
+The copy links this checkout's virtualenv and engine, and gets the lock
+file the virtualenv was synced from, so its bootstrap has nothing to do;
+its `.pulumi-state` and `build/` stay inside the test's folder.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from mailbridge.verify.deployed import read_stack_outputs
+from tests.pulumi.engine import ROOT, TOOLS, require_engine
+
+pytestmark = [pytest.mark.engine, pytest.mark.slow]
+
+
+@pytest.fixture(scope="module")
+def checkout(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    require_engine()
+    root = tmp_path_factory.mktemp("checkout")
+    for folder in ("scripts", "stacks", "templates", "policies"):
+        shutil.copytree(ROOT / folder, root / folder)
+    for name in ("Pulumi.yaml", "__main__.py", "pyproject.toml"):
+        shutil.copy(ROOT / name, root / name)
+    shutil.copy(ROOT / ".venv" / ".lock-stamp", root / "requirements.lock")
+    (root / ".venv").symlink_to(ROOT / ".venv")
+    (root / ".tools").symlink_to(ROOT / ".tools")
+    return root
+
+
+def _up(checkout: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    env = {
+        key: value
+        for key, value in os.environ.items()
+        if not key.startswith(("PULUMI_", "MAILBRIDGE_"))
+    }
+    env["PATH"] = f"{TOOLS}:{env.get('PATH', '/usr/bin:/bin')}"
+    return subprocess.run(
+        [str(checkout / "scripts/up"), *args],
+        cwd=checkout,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=600,
+        check=False,
+    )
+
+
+def _shown(stdout: str, label: str) -> Path:
+    found = re.search(rf"^up: {label}: +(\S+)$", stdout, re.MULTILINE)
+    assert found, f"no '{label}' line in:\n{stdout}"
+    return Path(found.group(1))
+
+
+def test_up_deploys_the_example_and_says_where_the_results_are(
+    checkout: Path,
+) -> None:
+    done = _up(checkout)
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+    zone = _shown(done.stdout, "zone fragment")
+    host = _shown(done.stdout, "host tree")
+    outputs = _shown(done.stdout, "outputs")
+    assert zone == checkout / "build/dns/example.com.zone"
+    assert host == checkout / "build/host"
+    assert (host / "etc/postfix/main.cf").is_file()
+    assert outputs.parent == checkout / ".pulumi-state/outputs"
+    passphrase = checkout / ".pulumi-state/passphrase"
+    assert passphrase.stat().st_mode & 0o077 == 0
+
+    # The outputs file is what verify reads: its key is the zone's key.
+    deployed = read_stack_outputs([outputs])["example.com"]
+    value = deployed.values["s2026a"]
+    key = value.split("p=")[1]
+    assert key[:60] in zone.read_text()
+    assert "PRIVATE KEY" not in outputs.read_text()
+
+    again = _up(checkout)
+    assert again.returncode == 0, again.stderr[-3000:]
+    assert re.search(r"^\s+\d+ unchanged$", again.stdout, re.MULTILINE)
+    assert "created" not in again.stdout
+    assert read_stack_outputs([outputs])["example.com"].values == deployed.values
+
+
+def test_unknown_stack_names_the_stacks(checkout: Path) -> None:
+    done = _up(checkout, "example.org")
+    assert done.returncode == 2
+    assert "no stack file stacks/Pulumi.example.org.yaml" in done.stderr
+    assert "example.com" in done.stderr and "example.net" in done.stderr
+    assert "Traceback" not in done.stderr
