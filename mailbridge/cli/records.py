@@ -16,6 +16,7 @@ from mailbridge.dns.policy import mta_sts_policy
 from mailbridge.dns.record import Level, Record
 from mailbridge.dns.records import build_records
 from mailbridge.dns.zone import ZoneOptions, zone_json, zone_text
+from mailbridge.errors import InputError
 from mailbridge.spec import load_spec
 from mailbridge.spec.models import DomainSpec
 from mailbridge.spec.types import FieldValueError, normalize_hostname
@@ -146,24 +147,32 @@ def command(
     nameservers: tuple[str, ...],
 ) -> None:
     """Show the DNS records that SPEC needs, each with the reason it exists."""
-    spec = load_spec(spec_path).spec
+    loaded = load_spec(spec_path)
+    spec = loaded.spec
     keys_dir = keys_dir if keys_dir is not None else default_keys_dir(spec_path)
-    if generate_keys:
-        with writing(keys_dir):
-            written = generate_missing_keys(keys_dir, spec)
-        for path in written:
-            click.echo(f"wrote DKIM key {path} (mode 0600) and its .pub", err=True)
-    records = build_records(spec, load_keys(keys_dir, spec), keys_dir=keys_dir)
-    if output == "json":
-        emit_json(zone_json(spec, records))
-    elif output == "zone":
-        options = ZoneOptions(
-            serial=serial if serial is not None else int(time.time()),
-            nameservers=nameservers,
-        )
-        click.echo(
-            zone_text(spec, records, fragment=fragment, options=options), nl=False
-        )
-    else:
-        _print_table(spec, records)
+    try:
+        if generate_keys:
+            with writing(keys_dir):
+                written = generate_missing_keys(keys_dir, spec)
+            for path in written:
+                click.echo(f"wrote DKIM key {path} (mode 0600) and its .pub", err=True)
+        records = build_records(spec, load_keys(keys_dir, spec), keys_dir=keys_dir)
+        if output == "json":
+            emit_json(zone_json(spec, records))
+        elif output == "zone":
+            options = ZoneOptions(
+                serial=serial if serial is not None else int(time.time()),
+                nameservers=nameservers,
+            )
+            text = zone_text(spec, records, fragment=fragment, options=options)
+            click.echo(text, nl=False)
+        else:
+            _print_table(spec, records)
+    except InputError as err:
+        # A record problem names a field of the spec: point at its line.
+        problems = [
+            p if p.location else p.with_location(loaded.locate(p.path))
+            for p in err.problems
+        ]
+        raise InputError(problems) from err
     _warn_placeholders(records, spec_path, keys_dir)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import shutil
 import stat
 import subprocess
@@ -110,8 +111,22 @@ def test_spf_over_the_limit_exits_2(
     code, out, err = run(capsys, str(spec_file))
     assert code == 2
     assert out == ""
+    assert re.match(rf"{re.escape(str(spec_file))}:\d+:\d+: error: spf: ", err)
     assert "needs 11 DNS lookups" in err
     assert "Traceback" not in err
+
+
+def test_zone_problem_points_at_the_spec_line(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    spec = tmp_path / "z.org.yaml"
+    spec.write_text("version: 1\ndomain: z.org\nmail_host: {hostname: mx.z.org}\n")
+
+    code, out, err = run(capsys, str(spec), "--format", "zone")
+
+    assert code == 2
+    assert out == ""
+    assert err.startswith(f"{spec}:3:12: error: mail_host: name server ns1.z.org")
 
 
 def test_bad_key_file_exits_2(
