@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from xml.etree import ElementTree
 
 import pytest
 
 from mailbridge.cli.main import main
 from tests.routing.helpers import WriteSpec, line_of
 
+SVG = "{http://www.w3.org/2000/svg}"
 LOOP = """
 forwarders:
   - {address: a@x.com, to: [b@x.com]}
@@ -100,6 +102,32 @@ def test_graph_svg_through_dot(
     assert "<svg" in svg
     assert "alice@example.com" in svg
     assert "example.net" in svg
+
+
+def test_graph_svg_draws_the_loop_in_red(
+    write_spec: WriteSpec, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Graphviz really draws it: the two loop edges are red, the exit is not."""
+    write_spec(
+        "x.com",
+        LOOP + "  - {address: c@x.com, to: [a@x.com, c.example@gmail.com]}\n",
+    )
+    target = tmp_path / "routing.svg"
+
+    assert run(["graph", "--format", "svg", str(tmp_path), "-o", str(target)]) == 0
+    root = ElementTree.fromstring(target.read_text())
+    edges = {
+        group.findtext(f"{SVG}title"): group.find(f"{SVG}path")
+        for group in root.iter(f"{SVG}g")
+        if group.get("class") == "edge"
+    }
+    red = sorted(
+        t for t, p in edges.items() if p is not None and p.get("stroke") == "red"
+    )
+
+    assert len(edges) == 4
+    assert len(red) == 2
+    assert "wrote" in capsys.readouterr().err
 
 
 def test_graph_svg_without_dot_is_a_clear_error(
