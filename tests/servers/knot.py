@@ -19,6 +19,8 @@ from pathlib import Path
 
 import pytest
 
+from tests.servers.common import stop_process
+
 KNOTD = shutil.which("knotd") or "/usr/sbin/knotd"
 KNOTC = shutil.which("knotc") or "/usr/sbin/knotc"
 
@@ -171,14 +173,7 @@ zone:
             self._wait_zone(name)
 
     def stop(self) -> None:
-        if self.process is None:
-            return
-        self.process.terminate()
-        try:
-            self.process.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            self.process.kill()
-            self.process.wait()
+        stop_process(self.process)
         self.process = None
 
     def log_text(self) -> str:

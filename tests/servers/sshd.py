@@ -8,16 +8,14 @@ host key against `host_key_line`.
 from __future__ import annotations
 
 import shutil
-import socket
 import subprocess
-import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
 
-from tests.servers.knot import free_port
+from tests.servers.common import ServerError, free_port, stop_process, wait_for_port
 
 SSHD = shutil.which("sshd") or "/usr/sbin/sshd"
 SSH_KEYGEN = shutil.which("ssh-keygen") or "/usr/bin/ssh-keygen"
@@ -48,12 +46,7 @@ class SSHServer:
             return "(no sshd log)"
 
     def stop(self) -> None:
-        self.process.terminate()
-        try:
-            self.process.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            self.process.kill()
-            self.process.wait()
+        stop_process(self.process)
 
 
 def keygen(path: Path, kind: str = "ed25519") -> None:
@@ -119,17 +112,19 @@ LogLevel VERBOSE
         host_key_line=host_key.with_suffix(".pub").read_text().strip(),
         client_key=client_key.read_text(),
     )
-    deadline = time.monotonic() + 10
-    while True:
-        if process.poll() is not None:
-            raise RuntimeError(f"sshd exited:\n{server.log_text()}")
-        with socket.socket() as probe:
-            if probe.connect_ex((server.address, port)) == 0:
-                return server
-        if time.monotonic() > deadline:
-            server.stop()
-            raise RuntimeError(f"sshd did not listen:\n{server.log_text()}")
-        time.sleep(0.05)
+    try:
+        wait_for_port(
+            port,
+            server.address,
+            timeout=10,
+            process=process,
+            log=server.log_path,
+            name="sshd",
+        )
+    except ServerError:
+        server.stop()
+        raise
+    return server
 
 
 @pytest.fixture(scope="module")

@@ -31,6 +31,19 @@ class Result:
     stderr: str
 
 
+def _world_options(world: World) -> list[str]:
+    """Options that point verify at the world's DNS and policy servers."""
+    return [
+        "--resolver",
+        f"127.0.0.1:{world.knot.port}",
+        "--no-tls",
+        "--mta-sts-address",
+        f"127.0.0.1:{world.policy.port}",
+        "--ca-file",
+        str(world.ca.path),
+    ]
+
+
 def _cli(
     world: World, capsys: pytest.CaptureFixture[str], *args: str, keys: bool = True
 ) -> Result:
@@ -41,13 +54,7 @@ def _cli(
     argv = [
         "verify",
         *args,
-        "--resolver",
-        f"127.0.0.1:{world.knot.port}",
-        "--no-tls",
-        "--mta-sts-address",
-        f"127.0.0.1:{world.policy.port}",
-        "--ca-file",
-        str(world.ca.path),
+        *_world_options(world),
         *(("--keys", str(world.keys)) if keys else ()),
     ]
     code = 0
@@ -220,13 +227,7 @@ def test_progress_bar_on_a_terminal(world: World, tmp_path: Path) -> None:
         "mailbridge",
         "verify",
         str(tmp_path),
-        "--resolver",
-        f"127.0.0.1:{world.knot.port}",
-        "--no-tls",
-        "--mta-sts-address",
-        f"127.0.0.1:{world.policy.port}",
-        "--ca-file",
-        str(world.ca.path),
+        *_world_options(world),
     ]
     env = {**os.environ, "COLUMNS": "100", "TERM": "xterm"}
     with subprocess.Popen(
