@@ -156,6 +156,9 @@ def test_timeouts_are_unknown_never_missing(world: World) -> None:
     assert dns_findings
     assert {f.status for f in dns_findings} == {Status.UNKNOWN}
     assert all("NXDOMAIN" not in (f.found or "") for f in dns_findings)
+    # Each still says what came back, why it matters and what to do.
+    assert all(f.found and f.why and f.fix for f in dns_findings)
+    assert all("timed out" in (f.found or "") for f in dns_findings)
 
 
 def test_bare_domain_without_mail_records(world: World) -> None:
