@@ -112,7 +112,7 @@ def subjects_from(
 @click.option(
     "--keys",
     "keys_dir",
-    type=click.Path(file_okay=False, path_type=Path),
+    type=click.Path(exists=True, file_okay=False, path_type=Path),
     help="Deployed DKIM keys. Default: keys/ beside each spec file.",
 )
 @click.option(

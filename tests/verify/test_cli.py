@@ -216,6 +216,15 @@ def test_bad_input_exits_2(
     assert "Traceback" not in done.stderr
 
 
+def test_a_keys_folder_that_does_not_exist_exits_2(
+    world: World, capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    missing = tmp_path / "no-such-keys"
+    done = _cli(world, capsys, "good.test", "--keys", str(missing), keys=False)
+    assert done.returncode == 2
+    assert str(missing) in done.stderr and "does not exist" in done.stderr
+
+
 def test_progress_bar_on_a_terminal(world: World, tmp_path: Path) -> None:
     """stderr is a pseudo-terminal: the bar shows how many domains are done."""
     for domain in ("good.test", "void.test", "lookups.test"):
