@@ -158,3 +158,17 @@ def test_scheduled_verify_compares_dkim_with_the_stacks_outputs(
     assert "--dkim-from-stack-output" in _options(verify)
     steps = workflow["jobs"]["verify"]["steps"]
     assert any(s.get("uses", "").startswith("pulumi/actions@") for s in steps)
+
+
+def test_scheduled_verify_dials_every_service_by_default(
+    workflow: dict[str, Any],
+) -> None:
+    from mailbridge.verify.options import SERVICES
+
+    (step,) = [
+        s for s in workflow["jobs"]["verify"]["steps"] if s.get("id") == "verify"
+    ]
+    default = re.search(r"\|\| '([\w,]+)'", step["env"]["SERVICES"])
+    assert default is not None
+    assert default.group(1).split(",") == list(SERVICES)
+    assert '--services "$SERVICES"' in step["run"]
