@@ -74,6 +74,13 @@ def normalize_address(value: str) -> str:
         raise FieldValueError(f"{value!r} is not an email address", expected=expected)
     local, domain = text.split("@")
     local = local.lower()
+    if local == "*":
+        raise FieldValueError(
+            f"{value!r} is a catch-all pattern, not an address",
+            expected=expected,
+            fix="write `*@domain` only as the address of a forwarder; "
+            "list real addresses here",
+        )
     if not _LOCAL_PART.match(local) or local.startswith(".") or ".." in local:
         raise FieldValueError(
             f"{value!r} has an invalid local part {local!r}", expected=expected

@@ -61,6 +61,7 @@ def test_every_error_class_has_a_case() -> None:
         "unknown-key",
         "malformed-domain",
         "malformed-address",
+        "catch-all-target",
         "foreign-address",
         "duplicate-address",
         "unknown-mx-host",
