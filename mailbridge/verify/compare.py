@@ -70,12 +70,20 @@ def _version(text: str) -> str:
     return head.lower().replace(" ", "") if head.lower().startswith("v=") else ""
 
 
+_PLACEHOLDER_WHY = (
+    "receivers check DKIM signatures against the key published here (RFC 6376)"
+)
+
+
 def compare(record: Record, live: Lookup, check: str) -> Finding:
     """A finding for one record set: ok, drifted, missing or unknown."""
     subject = f"{record.name} {record.type}"
     fix = f"publish exactly: {record.to_text()}"
     bad = _LEVEL_STATUS[record.level]
-    base = {"check": check, "subject": subject, "why": record.reason}
+    # A placeholder's reason tells how to make a key file; to verify, what
+    # matters is that receivers check signatures against this record.
+    why = _PLACEHOLDER_WHY if record.placeholder else record.reason
+    base = {"check": check, "subject": subject, "why": why}
     if record.type == RecordType.TXT:
         expected_texts = record.texts()
         expected = " | ".join(expected_texts)
@@ -148,8 +156,9 @@ def _compare_placeholder(
             status=bad,
             expected="a DKIM key record with a non-empty p=",
             found=" | ".join(relevant) or "nothing",
-            fix="generate the key (`mailbridge records SPEC --generate-keys`) "
-            "and publish it",
+            fix="deploy the stack (`pulumi up` makes the key and publishes it); "
+            "publishing by hand: `mailbridge records SPEC --generate-keys`, "
+            "then publish its record",
             **base,
         )
     return Finding(

@@ -187,3 +187,20 @@ def test_spf_macros_count_but_are_not_followed() -> None:
     assert result.complete
     assert result.macros == ["exists:%{i}._spf.a.test"]
     assert resolver.queries == 0
+
+
+def test_placeholder_findings_say_why_the_key_matters() -> None:
+    """Not the placeholder's hint about key files: a deploy may hold the key."""
+    record = Record.txt(
+        "s1._domainkey.a.test",
+        300,
+        "v=DKIM1; k=rsa; p=",
+        "placeholder: no key found in keys/; run `mailbridge records ...`",
+        Level.REQUIRED,
+        placeholder=True,
+    )
+    timeout = Lookup(record.name, "TXT", Outcome.TIMEOUT, error="timed out")
+    for live in (timeout, _live("TXT", "v=DKIM1; k=rsa; p="), _live("TXT", "x")):
+        finding = compare(record, live, "dkim.s1")
+        assert finding.why and "RFC 6376" in finding.why
+        assert "placeholder" not in finding.why
