@@ -28,8 +28,13 @@ class LoadedSpec:
         return self.document.locate(path)
 
 
+# Top-level keys that only a domain spec has; `version:` alone is enough, so
+# a spec whose `domain:` key is misspelt is reported, not silently skipped.
+SPEC_KEYS = ("domain:", "version:")
+
+
 def is_spec_file(path: Path) -> bool:
-    """A domain spec is a YAML file whose top level has `domain:`.
+    """A domain spec is a YAML file whose top level has `domain:` or `version:`.
 
     Pulumi stack files (`Pulumi.<stack>.yaml`) sit beside specs and are skipped.
     """
@@ -39,7 +44,7 @@ def is_spec_file(path: Path) -> bool:
         head = path.read_text(encoding="utf-8", errors="replace")
     except OSError:
         return False
-    return any(line.startswith("domain:") for line in head.splitlines())
+    return any(line.startswith(SPEC_KEYS) for line in head.splitlines())
 
 
 def find_spec_files(paths: Iterable[Path]) -> list[Path]:
@@ -69,7 +74,7 @@ def load_specs(paths: Iterable[Path]) -> list[LoadedSpec]:
         raise InputError.single(
             "no domain specs found",
             location=Location(", ".join(str(p) for p in paths) or "."),
-            expected="YAML files with a top-level `domain:` key",
+            expected="YAML files with a top-level `version:` or `domain:` key",
             fix="name a spec file or a folder that holds specs",
         )
     loaded: list[LoadedSpec] = []

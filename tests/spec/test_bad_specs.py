@@ -147,3 +147,24 @@ def test_a_file_that_is_not_utf8_is_a_clear_error(
     assert f"{spec}: error: (document): this file is not UTF-8 text" in err
     assert "at byte 22" in err
     assert "fix:      save the file as UTF-8" in err
+
+
+def test_a_misspelt_domain_key_in_a_folder_is_reported_not_skipped(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    good = (ROOT / "stacks" / "example.net.yaml").read_text()
+    (tmp_path / "example.net.yaml").write_text(good)
+    (tmp_path / "typo.yaml").write_text(
+        good.replace("domain: example.net", "domian: example.org")
+    )
+    (tmp_path / "Pulumi.example.net.yaml").write_text("config: {}\nversion: 1\n")
+    (tmp_path / "notes.yaml").write_text("title: not a spec\n")
+
+    with pytest.raises(SystemExit) as exited:
+        main(["check", str(tmp_path)])
+
+    err = capsys.readouterr().err
+    assert exited.value.code == 2
+    assert f"{tmp_path / 'typo.yaml'}:3:1: error: domian: unknown key 'domian'" in err
+    assert "required key 'domain' is missing" in err
+    assert "Pulumi" not in err and "notes.yaml" not in err
