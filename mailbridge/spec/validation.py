@@ -118,8 +118,12 @@ def problem_from_error(
             expected=str(ctx.get("expected_tags", "")) or error["msg"],
             fix="set the variant key to one of the expected values",
         )
+    message = error["msg"].rstrip(".").lower()
+    if kind == "too_short":
+        actual = ctx.get("actual_length", 0)
+        message = "this list is empty" if actual == 0 else f"this list has {actual}"
     return Problem(
-        error["msg"].rstrip(".").lower(),
+        message,
         path=path,
         location=doc.locate(path),
         found=found,
@@ -141,9 +145,21 @@ def _expected_for(kind: str, ctx: dict[str, Any]) -> str | None:
         "model_attributes_type": "a mapping of `key: value` lines",
     }
     if kind in {"greater_than_equal", "less_than_equal", "greater_than", "less_than"}:
-        bounds = ", ".join(f"{k.replace('_', ' ')} {v}" for k, v in ctx.items())
+        bounds = " and ".join(f"{_BOUND_WORDS[k]} {v}" for k, v in ctx.items())
         return f"a number {bounds}"
+    if kind == "too_short":
+        least = ctx.get("min_length", 1)
+        return f"at least {least} item{'s' if least != 1 else ''}"
     return table.get(kind)
+
+
+# Pydantic's bound names, said in words.
+_BOUND_WORDS = {
+    "ge": "of at least",
+    "le": "of at most",
+    "gt": "above",
+    "lt": "below",
+}
 
 
 def validate_document(

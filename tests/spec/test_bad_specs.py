@@ -62,6 +62,7 @@ def test_every_error_class_has_a_case() -> None:
         "malformed-domain",
         "malformed-address",
         "catch-all-target",
+        "out-of-range",
         "foreign-address",
         "duplicate-address",
         "unknown-mx-host",
