@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import ipaddress
 import re
 from typing import Annotated
@@ -33,6 +34,7 @@ def _text(value: object) -> object:
     return value.strip() if isinstance(value, str) else value
 
 
+@functools.lru_cache(maxsize=4096)
 def normalize_hostname(value: str, *, underscore: bool = False) -> str:
     """Lower-case a DNS name, drop one trailing dot, check each label (RFC 1123).
 
