@@ -43,7 +43,8 @@ class DeployedKeys:
 def read_stack_outputs(paths: Iterable[Path]) -> dict[str, DeployedKeys]:
     """Domain -> its deployed keys, from one stack output file per stack.
 
-    Every unreadable or malformed file is reported together as InputError.
+    A stack with no outputs yet (`{}`) is left out. Every unreadable or
+    malformed file is reported together as InputError.
     """
     found: dict[str, DeployedKeys] = {}
     problems: list[Problem] = []
@@ -52,6 +53,9 @@ def read_stack_outputs(paths: Iterable[Path]) -> dict[str, DeployedKeys]:
             keys = _read_one(path)
         except InputError as err:
             problems.extend(err.problems)
+            continue
+        if keys is None:
+            log.info("deployed keys file=%s no outputs (stack not deployed)", path)
             continue
         if keys.domain in found:
             problems.append(
@@ -70,7 +74,8 @@ def read_stack_outputs(paths: Iterable[Path]) -> dict[str, DeployedKeys]:
     return found
 
 
-def _read_one(path: Path) -> DeployedKeys:
+def _read_one(path: Path) -> DeployedKeys | None:
+    """The file's keys; None for a stack that was never deployed (`{}`)."""
     try:
         data = json.loads(path.read_text(encoding="utf-8"))
     except (OSError, UnicodeDecodeError) as err:
@@ -79,6 +84,8 @@ def _read_one(path: Path) -> DeployedKeys:
         problem = _problem(path, f"not JSON: {err.msg}", "")
         located = problem.with_location(Location(str(path), err.lineno, err.colno))
         raise InputError([located]) from err
+    if data == {}:
+        return None
     if not isinstance(data, dict) or not isinstance(data.get("domain"), str):
         raise InputError([_problem(path, "no `domain` output", "domain")])
     selectors = data.get("dkim", {})

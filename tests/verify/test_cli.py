@@ -154,6 +154,19 @@ def test_dkim_values_from_the_stack_output(
     assert other.split("p=")[1] in str(finding["expected"])
 
 
+def test_a_stack_never_deployed_has_no_outputs_and_is_left_out(
+    world: World, capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    """`pulumi stack output --json` of a stack created but never deployed."""
+    spec = world.write_spec("good.test", tmp_path)
+    empty = tmp_path / "outputs.json"
+    empty.write_text("{}\n")
+    args = (str(spec), "--json", "--dkim-from-stack-output", str(empty))
+    done = _cli(world, capsys, *args, keys=False)
+    assert done.returncode == 0, done.stderr
+    assert _dkim_finding(done.stdout)["status"] == "warning"
+
+
 def test_retired_selector_in_the_stack_output_is_not_expected(
     world: World, capsys: pytest.CaptureFixture[str], tmp_path: Path
 ) -> None:
