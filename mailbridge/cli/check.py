@@ -14,7 +14,7 @@ from rich.text import Text
 
 from mailbridge.cli.common import emit_json, json_option, spec_paths
 from mailbridge.cli.main import EXIT_FINDINGS
-from mailbridge.errors import Severity, path_to_text
+from mailbridge.errors import InputError, Severity, path_to_text
 from mailbridge.perf import paused_gc
 from mailbridge.routing import Finding, has_errors, run_checks
 from mailbridge.spec import load_specs
@@ -33,8 +33,14 @@ def command(paths: tuple[Path, ...], as_json: bool) -> None:
     """
     # Loading makes millions of small objects and no garbage cycles worth
     # chasing: without the pause, full collections take half the load time.
-    with paused_gc():
-        loaded = load_specs(paths)
+    try:
+        with paused_gc():
+            loaded = load_specs(paths)
+    except InputError as err:
+        if as_json:
+            # Machines read stdout: the input problems come as findings there.
+            emit_json(to_json(err.problems, 0))
+        raise
     findings = run_checks(loaded)
     if as_json:
         emit_json(to_json(findings, len(loaded)))

@@ -82,6 +82,23 @@ def test_check_bad_input_exits_two(
     assert "required key 'to' is missing" in capsys.readouterr().err
 
 
+def test_check_json_bad_input_still_prints_json(
+    write_spec: WriteSpec, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    spec = write_spec("x.com", "forwarders: [{address: a@x.com}]\n")
+
+    assert run(["check", "--json", str(tmp_path)]) == 2
+    out, err = capsys.readouterr()
+    data = json.loads(out)
+
+    assert data["ok"] is False
+    assert data["summary"] == {"specs": 0, "errors": 1, "warnings": 0, "info": 0}
+    [problem] = data["findings"]
+    assert problem["rule"] == "spec" and problem["file"] == str(spec)
+    assert problem["message"] == "required key 'to' is missing"
+    assert "required key 'to' is missing" in err
+
+
 def test_graph_dot_to_file(
     write_spec: WriteSpec, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
