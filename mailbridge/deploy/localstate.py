@@ -11,13 +11,16 @@ copied over the working ones; secrets and the salt stay.
 
 from __future__ import annotations
 
+import os
 import sys
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
 import yaml
 
 from mailbridge.deploy.program import secret_refs
+from mailbridge.secrets import env_name
 from mailbridge.spec import load_spec
 from mailbridge.spec.types import secret_name
 
@@ -49,11 +52,21 @@ def merge(tracked: dict[str, Any], working: dict[str, Any]) -> dict[str, Any]:
     return result
 
 
-def missing_secrets(spec_path: Path, working: dict[str, Any]) -> list[str]:
-    """Names of the spec's secrets that the working config has no value for."""
+def missing_secrets(
+    spec_path: Path,
+    working: dict[str, Any],
+    environ: Mapping[str, str] | None = None,
+) -> list[str]:
+    """Names of the spec's secrets with no value in the config nor `environ`.
+
+    A value in the config wins over `MAILBRIDGE_SECRET_<NAME>`, so a secret
+    given in the environment must not get a random example value there.
+    """
     spec = load_spec(spec_path).spec
     have = (working.get("config") or {}).get(SECRETS_KEY) or {}
-    return [secret_name(r) for r in secret_refs(spec) if secret_name(r) not in have]
+    env = os.environ if environ is None else environ
+    names = [secret_name(r) for r in secret_refs(spec)]
+    return [n for n in names if n not in have and env_name(n) not in env]
 
 
 def main(argv: list[str]) -> int:

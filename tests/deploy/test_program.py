@@ -72,9 +72,13 @@ def test_local_state_merge_keeps_salt_and_secrets(tmp_path: Path) -> None:
     assert merged["encryptionsalt"] == "v1:abc"
     assert merged["config"]["mailbridge:spec"] == "stacks/example.com.yaml"
     assert merged["config"]["mailbridge:secrets"] == {"srs-2026a": {"secure": "v1:xyz"}}
-    assert missing_secrets(ROOT / "stacks/example.com.yaml", merged) == [
+    spec = ROOT / "stacks/example.com.yaml"
+    assert missing_secrets(spec, merged, environ={}) == [
         n for n in sorted(VALUES) if n != "srs-2026a"
     ]
+    # A secret given as MAILBRIDGE_SECRET_<NAME> gets no random stand-in.
+    environ = {"MAILBRIDGE_SECRET_ALICE_PASSWORD": "from-the-environment"}
+    assert "alice-password" not in missing_secrets(spec, merged, environ=environ)
 
     tracked_file, working_file = tmp_path / "t.yaml", tmp_path / "w/w.yaml"
     tracked_file.write_text(yaml.safe_dump(tracked))
