@@ -6,6 +6,7 @@ every script, `mailbridge` command and option it names is real.
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import shlex
@@ -172,3 +173,32 @@ def test_scheduled_verify_dials_every_service_by_default(
     assert default is not None
     assert default.group(1).split(",") == list(SERVICES)
     assert '--services "$SERVICES"' in step["run"]
+
+
+@pytest.mark.parametrize("job", ["preview", "deploy"])
+def test_mailbridge_secrets_reach_the_pulumi_steps(
+    workflow: dict[str, Any], job: str, tmp_path: Path
+) -> None:
+    """The step runs as GitHub would: only MAILBRIDGE_SECRET_* are exported."""
+    steps = workflow["jobs"][job]["steps"]
+    names = [s.get("name", "") for s in steps]
+    (index,) = [i for i, n in enumerate(names) if n.startswith("Secrets the specs")]
+    pulumi_step = next(i for i, s in enumerate(steps) if "pulumi " in s.get("run", ""))
+    assert index < pulumi_step
+    github_env = tmp_path / "github.env"
+    given = {
+        "MAILBRIDGE_SECRET_SSH_KEY": "-----BEGIN KEY-----\nAAAA\n-----END KEY-----",
+        "PULUMI_CONFIG_PASSPHRASE": "not for this step",
+    }
+    env = {
+        **os.environ,
+        "GITHUB_ENV": str(github_env),
+        "ALL_SECRETS": json.dumps(given),
+    }
+    subprocess.run(["bash", "-e", "-c", steps[index]["run"]], env=env, check=True)
+    text = github_env.read_text()
+    assert "PULUMI_CONFIG_PASSPHRASE" not in text
+    head, *body, tail = text.splitlines()
+    name, mark = head.split("<<")
+    assert name == "MAILBRIDGE_SECRET_SSH_KEY" and tail == mark
+    assert "\n".join(body) == given["MAILBRIDGE_SECRET_SSH_KEY"]
