@@ -83,6 +83,15 @@ def normalize_address(value: str) -> str:
             fix="write `*@domain` only as the address of a forwarder; "
             "list real addresses here",
         )
+    if local.startswith("#"):
+        # Postfix lookup tables and Dovecot's passwd file read such a line
+        # as a comment: the entry would vanish without a word.
+        raise FieldValueError(
+            f"{value!r} starts with '#', which the mail host's tables read "
+            "as a comment",
+            expected=expected,
+            fix="choose an address whose local part does not start with '#'",
+        )
     if not _LOCAL_PART.match(local) or local.startswith(".") or ".." in local:
         raise FieldValueError(
             f"{value!r} has an invalid local part {local!r}", expected=expected
