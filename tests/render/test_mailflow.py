@@ -266,6 +266,25 @@ def test_mailbox_mail_is_read_over_pop3_and_imap(
     )
 
 
+def test_pop3_uidls_stay_when_new_mail_arrives(host: MailHostUnderTest) -> None:
+    """A client that keeps mail on the server (RFC 1939 UIDL) sees no change."""
+    first = message("bob@example.com", "uidl one")
+    send_from_outside(host, first, "bob@example.com")
+    wait_lmtp(host, "bob@example.com", first["Message-ID"])
+    before, _ = pop3_messages(host, "bob@example.com")
+
+    second = message("bob@example.com", "uidl two")
+    send_from_outside(host, second, "bob@example.com")
+    wait_lmtp(host, "bob@example.com", second["Message-ID"])
+    after, bodies = pop3_messages(host, "bob@example.com")
+
+    assert after[: len(before)] == before
+    assert len(after) == len(before) + 1
+    assert second["Message-ID"].encode() in bodies[-1]
+    uids = [line.split()[1] for line in after]
+    assert len(set(uids)) == len(uids)
+
+
 def test_keep_a_copy_forwarder_delivers_both(
     host: MailHostUnderTest, sink: SmtpSink
 ) -> None:
