@@ -140,3 +140,32 @@ def make_project(
         args += ["--secret", f"mailbridge:secrets.{name}={value}"]
     project.run(*args)
     return project
+
+
+def copy_checkout(root: Path) -> Path:
+    """A copy of the checkout's program, scripts and stacks at `root`.
+
+    It links this checkout's virtualenv and engine, and gets the lock file
+    the virtualenv was synced from, so `scripts/bootstrap` there has
+    nothing to do; whatever runs in it keeps its state inside `root`.
+    """
+    for folder in ("scripts", "stacks", "templates", "policies"):
+        shutil.copytree(ROOT / folder, root / folder)
+    for name in ("Pulumi.yaml", "__main__.py", "pyproject.toml"):
+        shutil.copy(ROOT / name, root / name)
+    shutil.copy(ROOT / ".venv" / ".lock-stamp", root / "requirements.lock")
+    (root / ".venv").symlink_to(ROOT / ".venv")
+    (root / ".tools").symlink_to(ROOT / ".tools")
+    return root
+
+
+def clean_env(**extra: str) -> dict[str, str]:
+    """This process's environment without Pulumi's or mailbridge's settings."""
+    env = {
+        key: value
+        for key, value in os.environ.items()
+        if not key.startswith(("PULUMI_", "MAILBRIDGE_"))
+    }
+    env["PATH"] = f"{TOOLS}:{env.get('PATH', '/usr/bin:/bin')}"
+    env.update(extra)
+    return env

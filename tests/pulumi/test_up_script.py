@@ -1,22 +1,19 @@
 """`scripts/up`, the README's main job, as a user runs it, on a copy.
 
-The copy links this checkout's virtualenv and engine, and gets the lock
-file the virtualenv was synced from, so its bootstrap has nothing to do;
-its `.pulumi-state` and `build/` stay inside the test's folder.
+The copy (`copy_checkout`) keeps its `.pulumi-state` and `build/` inside
+the test's folder.
 """
 
 from __future__ import annotations
 
-import os
 import re
-import shutil
 import subprocess
 from pathlib import Path
 
 import pytest
 
 from mailbridge.verify.deployed import read_stack_outputs
-from tests.pulumi.engine import ROOT, TOOLS, require_engine
+from tests.pulumi.engine import clean_env, copy_checkout, require_engine
 
 pytestmark = [pytest.mark.engine, pytest.mark.slow]
 
@@ -24,28 +21,14 @@ pytestmark = [pytest.mark.engine, pytest.mark.slow]
 @pytest.fixture(scope="module")
 def checkout(tmp_path_factory: pytest.TempPathFactory) -> Path:
     require_engine()
-    root = tmp_path_factory.mktemp("checkout")
-    for folder in ("scripts", "stacks", "templates", "policies"):
-        shutil.copytree(ROOT / folder, root / folder)
-    for name in ("Pulumi.yaml", "__main__.py", "pyproject.toml"):
-        shutil.copy(ROOT / name, root / name)
-    shutil.copy(ROOT / ".venv" / ".lock-stamp", root / "requirements.lock")
-    (root / ".venv").symlink_to(ROOT / ".venv")
-    (root / ".tools").symlink_to(ROOT / ".tools")
-    return root
+    return copy_checkout(tmp_path_factory.mktemp("checkout"))
 
 
 def _up(checkout: Path, *args: str) -> subprocess.CompletedProcess[str]:
-    env = {
-        key: value
-        for key, value in os.environ.items()
-        if not key.startswith(("PULUMI_", "MAILBRIDGE_"))
-    }
-    env["PATH"] = f"{TOOLS}:{env.get('PATH', '/usr/bin:/bin')}"
     return subprocess.run(
         [str(checkout / "scripts/up"), *args],
         cwd=checkout,
-        env=env,
+        env=clean_env(),
         capture_output=True,
         text=True,
         timeout=600,
