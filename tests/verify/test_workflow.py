@@ -189,6 +189,8 @@ def test_mailbridge_secrets_reach_the_pulumi_steps(
     given = {
         "MAILBRIDGE_SECRET_SSH_KEY": "-----BEGIN KEY-----\nAAAA\n-----END KEY-----",
         "PULUMI_CONFIG_PASSPHRASE": "not for this step",
+        "GITHUB_TOKEN": "not for this step either",
+        "AWS_ACCESS_KEY_ID": "AKIATEST",
     }
     env = {
         **os.environ,
@@ -197,8 +199,13 @@ def test_mailbridge_secrets_reach_the_pulumi_steps(
     }
     subprocess.run(["bash", "-e", "-c", steps[index]["run"]], env=env, check=True)
     text = github_env.read_text()
-    assert "PULUMI_CONFIG_PASSPHRASE" not in text
-    head, *body, tail = text.splitlines()
-    name, mark = head.split("<<")
-    assert name == "MAILBRIDGE_SECRET_SSH_KEY" and tail == mark
-    assert "\n".join(body) == given["MAILBRIDGE_SECRET_SSH_KEY"]
+    assert "PULUMI_CONFIG_PASSPHRASE" not in text and "GITHUB_TOKEN" not in text
+    values = {
+        name: value
+        for name, _, value in re.findall(
+            r"^(\w+)<<(\w+)\n(.*?)\n\2$", text, re.M | re.S
+        )
+    }
+    assert values["MAILBRIDGE_SECRET_SSH_KEY"] == given["MAILBRIDGE_SECRET_SSH_KEY"]
+    assert values["AWS_ACCESS_KEY_ID"] == "AKIATEST"
+    assert set(values) == {"MAILBRIDGE_SECRET_SSH_KEY", "AWS_ACCESS_KEY_ID"}
