@@ -4,10 +4,9 @@ from __future__ import annotations
 
 import enum
 import logging
-import queue
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from mailbridge.errors import InputError
@@ -18,6 +17,7 @@ from .message import SpooledMessage
 from .metrics import SidecarMetrics
 from .oauth import TokenSource
 from .pop3 import POP3Client
+from .prefetch import Prefetcher
 from .quarantine import Quarantine
 from .state import (
     CONFIRMED,
@@ -32,11 +32,7 @@ from .targets import Envelope, Target, make_target
 log = logging.getLogger(__name__)
 
 ProgressCallback = Callable[[str, int, int], None]
-# (message number, UIDL, spooled message, when its RETR started)
-_Fetched = tuple[int, str, SpooledMessage, float]
 
-# Messages fetched ahead of the one being delivered.
-PREFETCH = 2
 
 # A UIDL reset is declared when at least this many known messages vanished
 # and as many unknown ones appeared at once (and at least half on each side).
@@ -211,7 +207,7 @@ class AccountPoller:
             row = known.get(uidl)
             if row is not None and self._deletion_due(row, now):
                 deletions.append((number, uidl))
-        fetcher = _Prefetcher(client, pending, self._spool_dir, self._stop)
+        fetcher = Prefetcher(client, pending, self._spool_dir, self._stop)
         try:
             for done, (number, uidl, message, started) in enumerate(fetcher):
                 with message:
@@ -446,85 +442,6 @@ class AccountPoller:
         oldest = self._store.oldest_pending(self.name)
         age = time.time() - oldest if oldest is not None else 0.0
         self._metrics.oldest_undelivered.labels(self.name).set(age)
-
-
-class _Prefetcher:
-    """RETRs the next messages on a thread while the current one is being
-    delivered, so the POP3 transfer and the target's overlap.
-
-    At most PREFETCH messages wait, each spooled (mostly on disk). Nothing is
-    written to the state store here: a prefetched message that is never
-    delivered leaves no trace and is fetched again next time.
-    """
-
-    def __init__(
-        self,
-        client: POP3Client,
-        pending: list[tuple[int, str]],
-        spool_dir: str | None,
-        stop: threading.Event,
-    ) -> None:
-        self._client = client
-        self._pending = pending
-        self._spool_dir = spool_dir
-        self._stop = stop
-        self._halt = threading.Event()
-        self._queue: queue.Queue[_Fetched | BaseException | None] = queue.Queue(
-            PREFETCH
-        )
-        self._thread = threading.Thread(
-            target=self._run, name="sidecar-retr", daemon=True
-        )
-        if pending:
-            self._thread.start()
-
-    def _run(self) -> None:
-        item: _Fetched | BaseException | None = None
-        try:
-            for number, uidl in self._pending:
-                if self._halt.is_set() or self._stop.is_set():
-                    break
-                started = time.monotonic()
-                message = self._client.retr(number, self._spool_dir)
-                if not self._put((number, uidl, message, started)):
-                    message.close()
-                    return
-        except BaseException as err:  # noqa: BLE001 - handed to the consumer
-            item = err
-        self._put(item)
-
-    def _put(self, item: _Fetched | BaseException | None) -> bool:
-        while not self._halt.is_set():
-            try:
-                self._queue.put(item, timeout=0.2)
-                return True
-            except queue.Full:
-                continue
-        return False
-
-    def __iter__(self) -> Iterator[_Fetched]:
-        if not self._pending:
-            return
-        while True:
-            item = self._queue.get()
-            if item is None:
-                return
-            if isinstance(item, BaseException):
-                raise item
-            yield item
-
-    def close(self) -> None:
-        """Stop fetching, wait for the thread, discard what it spooled."""
-        self._halt.set()
-        if self._thread.is_alive():
-            self._thread.join()
-        while True:
-            try:
-                item = self._queue.get_nowait()
-            except queue.Empty:
-                return
-            if isinstance(item, tuple):
-                item[2].close()
 
 
 class _LeaseLost(SidecarError):
