@@ -48,12 +48,19 @@ class PostgresServer:
         return f"host=127.0.0.1 port={self.port} user=postgres dbname={database}"
 
     def _as_postgres(self, *args: str) -> None:
-        subprocess.run(
+        done = subprocess.run(
             ["runuser", "-u", "postgres", "--", *args],
-            check=True,
             capture_output=True,
             cwd=self.root,
+            check=False,
         )
+        if done.returncode != 0:
+            log = self.root / "postgres.log"
+            tail = log.read_text(errors="replace")[-2000:] if log.exists() else ""
+            raise RuntimeError(
+                f"{Path(args[0]).name} failed ({done.returncode}): "
+                f"{done.stderr.decode(errors='replace')[-2000:]}\n{tail}"
+            )
 
     def start(self) -> None:
         self._as_postgres(
@@ -120,7 +127,14 @@ def start_postgres() -> PostgresServer:
     user = pwd.getpwnam("postgres")
     os.chown(root, user.pw_uid, user.pw_gid)
     server = PostgresServer(root=root, bin_dir=bin_dir)
-    server.start()
+    try:
+        server.start()
+    except RuntimeError:
+        # The free port may have been taken in between; one more try.
+        server.stop()
+        shutil.rmtree(server.data, ignore_errors=True)
+        server.port = _free_port()
+        server.start()
     return server
 
 
