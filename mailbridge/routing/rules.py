@@ -63,6 +63,7 @@ _ALL = [
     ),
     Rule("no-route", Severity.WARNING, "a target of a loaded domain that bounces"),
     Rule("spf-lookups", Severity.ERROR, "an SPF record over the DNS lookup limit"),
+    Rule("spf-all", Severity.ERROR, "an SPF record that lets anyone send (+all)"),
     Rule("dmarc-no-rua", Severity.WARNING, "DMARC p=none without report address"),
     Rule("dkim-weak", Severity.ERROR, "an RSA DKIM key under 2048 bits"),
     Rule("fetch-tls", Severity.ERROR, "a fetch job that logs in without TLS"),
@@ -83,6 +84,28 @@ def spf_lookups(domain: str, count: int) -> Finding | None:
         expected=f"at most {SPF_LOOKUP_LIMIT}",
         fix="write the mail host's addresses as ip4/ip6 instead of a or mx, "
         "or drop includes of services that do not send for this domain",
+    )
+
+
+def spf_all(domain: str, qualifier: str) -> Finding | None:
+    """`+all` authorizes every host on the internet (RFC 7208 section 5.1).
+
+    `?all` says nothing either way, so it only warns.
+    """
+    if qualifier not in ("+all", "?all"):
+        return None
+    rule = RULES["spf-all"]
+    return rule.finding(
+        f"the SPF record of {domain} ends in {qualifier}: "
+        + (
+            "every host may send as this domain"
+            if qualifier == "+all"
+            else "receivers learn nothing about other hosts"
+        ),
+        found=f"all: {qualifier}",
+        expected='all: "-all" (or "~all" while testing)',
+        fix='set spf.all to "-all" once every sender is listed',
+        severity=None if qualifier == "+all" else Severity.WARNING,
     )
 
 
@@ -140,6 +163,9 @@ def spec_findings(spec: DomainSpec) -> Iterator[Finding]:
     found = spf_lookups(spec.domain, spf_lookup_count(spec.spf))
     if found is not None:
         yield replace(found, path=("spf",))
+    found = spf_all(spec.domain, spec.spf.all)
+    if found is not None:
+        yield replace(found, path=("spf", "all"))
     found = dmarc_no_rua(spec.domain, spec.dmarc.policy, spec.dmarc.rua)
     if found is not None:
         yield replace(found, path=("dmarc", "policy"))

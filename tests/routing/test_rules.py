@@ -15,6 +15,7 @@ from mailbridge.routing.rules import (
     dkim_weak,
     dmarc_no_rua,
     fetch_tls,
+    spf_all,
     spf_lookups,
 )
 from mailbridge.spec import load_specs
@@ -49,6 +50,7 @@ def test_registry_has_every_rule_id() -> None:
         "duplicate-path",
         "no-route",
         "spf-lookups",
+        "spf-all",
         "dmarc-no-rua",
         "dkim-weak",
         "fetch-tls",
@@ -249,6 +251,20 @@ def test_dmarc_none_without_rua_is_a_warning(
     assert [(f.rule, f.severity) for f in findings] == [
         ("dmarc-no-rua", Severity.WARNING)
     ]
+
+
+def test_spf_plus_all_is_an_error_and_question_all_a_warning(
+    write_spec: WriteSpec, tmp_path: Path
+) -> None:
+    write_spec("x.com", 'spf: {all: "+all"}\n')
+    write_spec("y.com", 'spf: {all: "?all"}\n')
+    findings = check(tmp_path)
+    assert sorted((f.rule, f.severity, f.path) for f in findings) == [
+        ("spf-all", Severity.ERROR, ("spf", "all")),
+        ("spf-all", Severity.WARNING, ("spf", "all")),
+    ]
+    assert spf_all("x.com", "-all") is None
+    assert spf_all("x.com", "~all") is None
 
 
 def test_dmarc_value_rule() -> None:
