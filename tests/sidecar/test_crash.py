@@ -10,6 +10,7 @@ from __future__ import annotations
 import os
 import random
 import signal
+import sqlite3
 import subprocess
 import sys
 import time
@@ -118,3 +119,10 @@ def test_sigkill_at_random_points_loses_and_duplicates_nothing(
     assert sorted(message_ids(received)) == sorted(message_ids(sent))
     assert len(received) == MESSAGES
     assert sorted(received) == sorted(m.replace(b"\r\n", b"\n") for m in sent)
+    # Some kills landed between APPEND and the state write: those messages
+    # were found in the inbox by the probe (an IMAP UID, not an APPENDUID).
+    with sqlite3.connect(tmp_path / "state.db") as db:
+        (probed,) = db.execute(
+            "SELECT COUNT(*) FROM sidecar_messages WHERE target_id LIKE 'uid:%'"
+        ).fetchone()
+    assert probed >= 1
