@@ -71,6 +71,17 @@ def test_up_deploys_the_example_and_says_where_the_results_are(
     assert read_stack_outputs([outputs])["example.com"].values == deployed.values
 
 
+def test_a_second_stack_on_the_same_host_tree_is_named(checkout: Path) -> None:
+    """Both examples keep the default host root: the user is told so."""
+    done = _up(checkout, "example.net")
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert _shown(done.stdout, "host tree") == checkout / "build/host"
+    assert (
+        f"up: warning: stack example.com also writes {checkout / 'build/host'}"
+        in done.stderr
+    )
+
+
 def test_unknown_stack_names_the_stacks(checkout: Path) -> None:
     done = _up(checkout, "example.org")
     assert done.returncode == 2
