@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.pulumi.engine import ROOT, TOOLS, require_engine
+from tests.pulumi.engine import ROOT, TOOLS, clean_env, require_engine
 
 SCRIPT = ROOT / "scripts" / "pulumi-engine"
 
@@ -50,12 +50,10 @@ def _copy(tmp_path: Path) -> Path:
 
 
 def _run(script: Path, path: str, *args: str) -> subprocess.CompletedProcess[str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("PULUMI_")}
-    env["PATH"] = path
-    env["MAILBRIDGE_CACHE"] = str(Path(os.readlink(TOOLS / "pulumi")).parents[2])
+    cache = Path(os.readlink(TOOLS / "pulumi")).parents[2]
     return subprocess.run(
         [str(script), *args],
-        env=env,
+        env=clean_env(PATH=path, MAILBRIDGE_CACHE=str(cache)),
         capture_output=True,
         text=True,
         timeout=300,
