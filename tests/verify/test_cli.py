@@ -123,30 +123,17 @@ def test_dkim_values_from_the_stack_output(
 
     without = _cli(world, capsys, str(spec), "--json", "--show-ok", keys=False)
     assert _dkim_finding(without.stdout)["status"] == "warning"
+    args = (str(spec), "--json")
 
     good = _stack_output(tmp_path, "good.test", {"s1": {**row, "value": live}})
-    done = _cli(
-        world,
-        capsys,
-        str(spec),
-        "--json",
-        "--dkim-from-stack-output",
-        str(good),
-        keys=False,
-    )
+    done = _cli(world, capsys, *args, "--dkim-from-stack-output", str(good), keys=False)
     assert done.returncode == 0, done.stdout
     assert _dkim_finding(done.stdout)["status"] == "ok"
 
     other = generate_key("ed25519").record_value()
     stale = _stack_output(tmp_path, "good.test", {"s1": {**row, "value": other}})
     done = _cli(
-        world,
-        capsys,
-        str(spec),
-        "--json",
-        "--dkim-from-stack-output",
-        str(stale),
-        keys=False,
+        world, capsys, *args, "--dkim-from-stack-output", str(stale), keys=False
     )
     assert done.returncode == 1
     finding = _dkim_finding(done.stdout)
