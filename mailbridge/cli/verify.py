@@ -217,6 +217,14 @@ def command(
         console = Console(highlight=False)
         console.soft_wrap = not console.is_terminal
         print_reports(console, reports, show_ok=show_ok)
+        if no_dns_answer(reports):
+            where = resolver or "the system's resolver (/etc/resolv.conf)"
+            other = "" if resolver else ", or pass --resolver IP[:PORT]"
+            click.echo(
+                f"verify: no DNS answer at all from {where}: check that it is "
+                f"reachable and answers{other}",
+                err=True,
+            )
     if any(r.status == Status.ERROR for r in reports):
         sys.exit(EXIT_FINDINGS)
 
@@ -251,6 +259,18 @@ def _run(subjects: list[Subject], options: VerifyOptions, bar: bool) -> list[Rep
             shown.update(task, advance=1, last=report.domain)
 
         return asyncio.run(verify_many(subjects, options, on_done=advance))
+
+
+# Findings of dials to the mail host; every other finding needs DNS.
+_DIAL_CHECKS = ("port.", "tls.", "delivery.")
+
+
+def no_dns_answer(reports: Sequence[Report]) -> bool:
+    """True when DNS checks ran and not one of them got an answer."""
+    dns = [
+        f for r in reports for f in r.findings if not f.check.startswith(_DIAL_CHECKS)
+    ]
+    return bool(dns) and all(f.status == Status.UNKNOWN for f in dns)
 
 
 def to_json(reports: Sequence[Report]) -> dict[str, object]:

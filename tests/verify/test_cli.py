@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import os
 import select
+import socket
 import subprocess
 import sys
 import time
@@ -190,6 +191,29 @@ def test_bad_stack_output_exits_2(
     assert str(outputs) in done.stderr
     assert "pulumi stack output" in done.stderr
     assert "Traceback" not in done.stderr
+
+
+def test_a_resolver_that_never_answers_is_named(
+    world: World, capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    spec = world.write_spec("good.test", tmp_path)
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as silent:
+        silent.bind(("127.0.0.1", 0))
+        address = f"127.0.0.1:{silent.getsockname()[1]}"
+        argv = ["verify", str(spec), "--resolver", address, "--no-tls"]
+        code = 0
+        try:
+            main([*argv, "--timeout", "0.2", "--keys", str(world.keys)])
+        except SystemExit as exit_:
+            code = int(exit_.code or 0)
+    captured = capsys.readouterr()
+    assert code == 0  # unknown is not an error
+    assert f"no DNS answer at all from {address}" in captured.err
+    assert "UNKNOWN" in captured.out
+
+    # With answers, no such hint.
+    done = _cli(world, capsys, str(spec))
+    assert "no DNS answer" not in done.stderr
 
 
 def test_bare_domain(world: World, capsys: pytest.CaptureFixture[str]) -> None:
