@@ -43,6 +43,35 @@ DEFAULT_CONFIG = Path("/etc/postfix")
 LOCK_FILE = Path("/run/mailbridge-postfix-alternate.lock")
 
 
+# master.cf lines of the daemons Postfix runs internally; a test server adds
+# its own listeners in front of them.
+INTERNAL_SERVICES = """\
+pickup    unix  n - n 60 1 pickup
+cleanup   unix  n - n -  0 cleanup
+qmgr      unix  n - n 300 1 qmgr
+tlsmgr    unix  - - n 1000? 1 tlsmgr
+rewrite   unix  - - n -  - trivial-rewrite
+bounce    unix  - - n -  0 bounce
+defer     unix  - - n -  0 bounce
+trace     unix  - - n -  0 bounce
+verify    unix  - - n -  1 verify
+flush     unix  n - n 1000? 0 flush
+proxymap  unix  - - n -  - proxymap
+smtp      unix  - - n -  - smtp
+relay     unix  - - n -  - smtp
+showq     unix  n - n -  - showq
+error     unix  - - n -  - error
+retry     unix  - - n -  - error
+discard   unix  - - n -  - discard
+local     unix  - n n -  - local
+virtual   unix  - n n -  - virtual
+lmtp      unix  - - n -  - lmtp
+anvil     unix  - - n -  1 anvil
+scache    unix  - - n -  1 scache
+postlog   unix-dgram n - n - 1 postlogd
+"""
+
+
 def _alternate_dirs() -> list[str]:
     done = run(
         [POSTCONF, "-c", str(DEFAULT_CONFIG), "-h", "alternate_config_directories"]

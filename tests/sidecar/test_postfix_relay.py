@@ -18,6 +18,7 @@ from mailbridge.sidecar.service import Sidecar
 from tests.servers.common import free_port
 from tests.servers.dovecot import DovecotServer
 from tests.servers.postfix import (
+    INTERNAL_SERVICES,
     PostfixServer,
     allowed_config_directory,
     prepare_runtime,
@@ -32,32 +33,7 @@ from tests.sidecar.helpers import (
 
 pytestmark = pytest.mark.servers
 
-MASTER_CF = """\
-127.0.0.1:{port} inet n - n - - smtpd
-pickup    unix  n - n 60 1 pickup
-cleanup   unix  n - n - 0 cleanup
-qmgr      unix  n - n 300 1 qmgr
-tlsmgr    unix  - - n 1000? 1 tlsmgr
-rewrite   unix  - - n - - trivial-rewrite
-bounce    unix  - - n - 0 bounce
-defer     unix  - - n - 0 bounce
-trace     unix  - - n - 0 bounce
-verify    unix  - - n - 1 verify
-flush     unix  n - n 1000? 0 flush
-proxymap  unix  - - n - - proxymap
-smtp      unix  - - n - - smtp
-relay     unix  - - n - - smtp
-showq     unix  n - n - - showq
-error     unix  - - n - - error
-retry     unix  - - n - - error
-discard   unix  - - n - - discard
-local     unix  - n n - - local
-virtual   unix  - n n - - virtual
-lmtp      unix  - - n - - lmtp
-anvil     unix  - - n - 1 anvil
-scache    unix  - - n - 1 scache
-postlog   unix-dgram n - n - 1 postlogd
-"""
+MASTER_CF = "127.0.0.1:{port} inet n - n - - smtpd\n" + INTERNAL_SERVICES
 
 MAIN_CF = """\
 compatibility_level = 3.6

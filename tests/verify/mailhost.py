@@ -16,37 +16,12 @@ from pathlib import Path
 
 from tests.servers.common import free_port, remove_dir, server_dir
 from tests.servers.postfix import (
+    INTERNAL_SERVICES,
     PostfixServer,
     allowed_config_directory,
     prepare_runtime,
 )
 from tests.verify.certs import Leaf
-
-_SERVICES = """\
-pickup    unix  n - n 60 1 pickup
-cleanup   unix  n - n -  0 cleanup
-qmgr      unix  n - n 300 1 qmgr
-tlsmgr    unix  - - n 1000? 1 tlsmgr
-rewrite   unix  - - n -  - trivial-rewrite
-bounce    unix  - - n -  0 bounce
-defer     unix  - - n -  0 bounce
-trace     unix  - - n -  0 bounce
-verify    unix  - - n -  1 verify
-flush     unix  n - n 1000? 0 flush
-proxymap  unix  - - n -  - proxymap
-smtp      unix  - - n -  - smtp
-relay     unix  - - n -  - smtp
-showq     unix  n - n -  - showq
-error     unix  - - n -  - error
-retry     unix  - - n -  - error
-discard   unix  - - n -  - discard
-local     unix  - n n -  - local
-virtual   unix  - n n -  - virtual
-lmtp      unix  - - n -  - lmtp
-anvil     unix  - - n -  1 anvil
-scache    unix  - - n -  1 scache
-postlog   unix-dgram n - n - 1 postlogd
-"""
 
 
 @dataclass
@@ -112,7 +87,7 @@ smtputf8_enable = no
             if listener.implicit:
                 options += " -o smtpd_tls_wrappermode=yes"
             lines.append(f"127.0.0.1:{listener.port} inet n - n - - smtpd{options}")
-        (etc / "master.cf").write_text("\n".join(lines) + "\n" + _SERVICES)
+        (etc / "master.cf").write_text("\n".join(lines) + "\n" + INTERNAL_SERVICES)
 
     def log_text(self) -> str:
         return self.server.log_text()[-4000:] if self.server else "(not started)"
