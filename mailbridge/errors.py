@@ -104,6 +104,8 @@ class InputError(Exception):
     """Bad input: one or more problems, all reported together (exit status 2)."""
 
     problems: list[Problem] = field(default_factory=list)
+    # Set by a command that already printed these problems as JSON on stdout.
+    json_emitted: bool = field(default=False, compare=False)
 
     def __post_init__(self) -> None:
         super().__init__(self.to_text())

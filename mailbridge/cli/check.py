@@ -40,6 +40,7 @@ def command(paths: tuple[Path, ...], as_json: bool) -> None:
         if as_json:
             # Machines read stdout: the input problems come as findings there.
             emit_json(to_json(err.problems, 0))
+            err.json_emitted = True
         raise
     findings = run_checks(loaded)
     if as_json:

@@ -10,6 +10,7 @@ from typing import Any
 import click
 
 from mailbridge import __version__
+from mailbridge.cli.common import emit_json
 from mailbridge.errors import InputError
 
 # Command name -> module under mailbridge.cli that defines `command`.
@@ -64,11 +65,29 @@ def cli(verbose: int) -> None:
     )
 
 
+def wants_json(argv: list[str]) -> bool:
+    """Whether the command line asked for JSON: `--json` or `--format json`."""
+    options = argv[: argv.index("--")] if "--" in argv else argv
+    pairs = zip(options, options[1:], strict=False)
+    return (
+        "--json" in options
+        or "--format=json" in options
+        or any(a == "--format" and b == "json" for a, b in pairs)
+    )
+
+
 def main(argv: list[str] | None = None) -> Any:
-    """Run the CLI; bad input exits 2 with its problems, never a traceback."""
+    """Run the CLI; bad input exits 2 with its problems, never a traceback.
+
+    With `--json`, the problems also go to stdout as JSON, so a machine
+    reading stdout learns why there is no result.
+    """
+    args = sys.argv[1:] if argv is None else argv
     try:
-        return cli.main(args=argv, prog_name="mailbridge", standalone_mode=False)
+        return cli.main(args=args, prog_name="mailbridge", standalone_mode=False)
     except InputError as err:
+        if wants_json(args) and not err.json_emitted:
+            emit_json({"ok": False, "problems": [p.to_dict() for p in err.problems]})
         click.echo(err.to_text(), err=True)
         sys.exit(EXIT_BAD_INPUT)
     except click.exceptions.Exit as err:
