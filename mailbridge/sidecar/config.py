@@ -190,6 +190,14 @@ class SMTPTarget(TLSOptions):
     tls: TLSMode = TLSMode.STARTTLS
     username: str | None = None
     password: SecretSource | None = None
+    sender: EmailAddress | None = Field(
+        None,
+        description=(
+            "MAIL FROM of every relayed message; default: the message's "
+            "Return-Path. Set an address the login owns when the relay checks "
+            "sender ownership (mailbridge's own Postfix on 587 and 465 does)."
+        ),
+    )
     timeout: float = Field(120.0, gt=0)
 
 

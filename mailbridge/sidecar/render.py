@@ -78,6 +78,11 @@ def _account(spec: DomainSpec, job: FetchJob) -> dict[str, Any]:
     if job.smtp is not None:
         smtp = _fields(job.smtp, ("host", "port", "tls", "username"))
         _credentials(smtp, job.smtp.password, None)
+        if "@" in (job.smtp.username or ""):
+            # A relay taking AUTH lets a login send as its own address only
+            # (mailbridge's own Postfix: reject_authenticated_sender_login_
+            # mismatch); a message's foreign Return-Path would be refused.
+            smtp["sender"] = job.smtp.username
         account["smtp"] = smtp
     return account
 

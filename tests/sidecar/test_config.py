@@ -13,6 +13,8 @@ from mailbridge.errors import InputError
 from mailbridge.sidecar.config import SecretSource, SidecarConfig, load_config
 from mailbridge.sidecar.render import render_sidecar_config
 from mailbridge.spec import load_specs
+from mailbridge.spec.models import SMTPTarget as SpecSMTPTarget
+from mailbridge.spec.models import Via
 
 GOOD = """\
 version: 1
@@ -107,6 +109,37 @@ def test_render_from_the_example_specs(stacks_dir: Path) -> None:
     name = job.pop3.password.removeprefix("secret:")
     assert first.pop3.password == SecretSource(file=f"/etc/mailbridge/secrets/{name}")
     assert not re.search(r"['\" ]secret:[a-z]", text), "no spec reference left"
+
+
+def test_an_smtp_relay_login_is_the_rendered_envelope_sender(
+    stacks_dir: Path,
+) -> None:
+    """The host's own 587 refuses a login sending as a foreign Return-Path,
+    so a rendered smtp job sends as its login's address."""
+    spec = next(s.spec for s in load_specs([stacks_dir]) if s.spec.fetch)
+    job = spec.fetch[0]
+    relayed = job.model_copy(
+        update={
+            "name": "relayed",
+            "via": Via.SMTP,
+            "gmail_api": None,
+            "smtp": SpecSMTPTarget(
+                host="mx1.example.com",
+                username="Alice@Example.com",
+                password="secret:alice-password",
+            ),
+        }
+    )
+    anonymous = relayed.model_copy(
+        update={"name": "anonymous", "smtp": SpecSMTPTarget(host="relay.example")}
+    )
+    spec = spec.model_copy(update={"fetch": [relayed, anonymous]})
+    config = SidecarConfig.model_validate(yaml.safe_load(render_sidecar_config([spec])))
+    smtp = {a.name.rsplit("-", 1)[1]: a.smtp for a in config.accounts}
+    assert smtp["relayed"] is not None and smtp["anonymous"] is not None
+    assert smtp["relayed"].sender == "alice@example.com"
+    assert smtp["relayed"].username == "Alice@Example.com"
+    assert smtp["anonymous"].sender is None
 
 
 def test_cli_reports_bad_config_with_exit_2(

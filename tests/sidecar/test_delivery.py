@@ -160,3 +160,50 @@ def test_interrupted_append_without_message_id_is_found_by_content(
     (row,) = sidecar.store.messages("anon").values()
     assert row.target_id is not None and row.target_id.startswith("uid:")
     sidecar.close()
+
+
+def test_a_non_ascii_return_path_does_not_stop_the_account(
+    dovecot: DovecotServer,
+    smtp_sink: SmtpSink,
+    user_name: str,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """smtplib cannot send a UTF-8 MAIL FROM without SMTPUTF8, which
+    smtp-sink does not offer: the message goes with the null sender instead
+    of failing every poll, and the mail behind it still moves."""
+    monkeypatch.setenv(env_for(user_name), dovecot.add_user(user_name))
+    utf8 = make_message("utf8", 1).replace(
+        b"Return-Path: <sender1@source.example>",
+        "Return-Path: <jörg@source.example>".encode(),
+    )
+    dovecot.deliver(user_name, utf8)
+    dovecot.deliver(user_name, make_message("utf8", 2))
+    account = {
+        "name": "relay",
+        "pop3": pop3_block(dovecot, user_name),
+        "deliver_to": "alice@gmail.example",
+        "via": "smtp",
+        "smtp": {
+            "host": "127.0.0.1",
+            "port": smtp_sink.port,
+            "tls": "none",
+            "insecure": True,
+        },
+    }
+    sidecar = Sidecar(load_config(write_config(tmp_path, [account])))
+    result = sidecar.run_once()["relay"]
+    sidecar.close()
+    assert isinstance(result, PollResult), result
+    assert (result.delivered, result.deleted) == (2, 2)
+    assert len(smtp_sink.wait_for(2)) == 2
+    senders = {}
+    for path in smtp_sink.root.iterdir():
+        lines = path.read_bytes().split(b"\n")
+        args = next(x for x in lines if x.startswith(b"X-Mail-Args:"))
+        mid = next(x for x in lines if x.startswith(b"Message-ID:"))
+        senders[mid.split()[1].decode()] = args.split(b":", 1)[1].split()[0]
+    assert senders == {
+        "<utf8.1@source.example>": b"<>",
+        "<utf8.2@source.example>": b"<sender2@source.example>",
+    }

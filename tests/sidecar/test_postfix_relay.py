@@ -1,6 +1,7 @@
 """Relay through a real Postfix on a submission-like port: STARTTLS, then
 SASL AUTH (checked by Dovecot), keeping the envelope recipient; Postfix
-hands the mail on to smtp-sink."""
+hands the mail on to smtp-sink. Like mailbridge's own 587 and 465, the relay
+lets a login send only as addresses it owns."""
 
 from __future__ import annotations
 
@@ -14,6 +15,7 @@ import pytest
 from mailbridge.sidecar.account import PollResult
 from mailbridge.sidecar.config import load_config
 from mailbridge.sidecar.errors import AuthError
+from mailbridge.sidecar.quarantine import Quarantine
 from mailbridge.sidecar.service import Sidecar
 from tests.servers.common import free_port
 from tests.servers.dovecot import DovecotServer
@@ -57,6 +59,9 @@ smtpd_tls_key_file = {key}
 smtpd_sasl_auth_enable = yes
 smtpd_sasl_type = dovecot
 smtpd_sasl_path = inet:127.0.0.1:{auth}
+# As on the rendered 587 and 465: login NAME owns NAME@relay.test.example only.
+smtpd_sender_login_maps = regexp:{root}/etc/postfix/sender_login
+smtpd_sender_restrictions = reject_authenticated_sender_login_mismatch
 maillog_file = {root}/var/log/postfix.log
 maillog_file_prefixes = {root}/var/log
 alias_maps =
@@ -86,6 +91,9 @@ def relay(dovecot: DovecotServer) -> Iterator[tuple[int, SmtpSink]]:
         )
     )
     (config_dir / "master.cf").write_text(MASTER_CF.format(port=port))
+    (config_dir / "sender_login").write_text(
+        "/^([^@]+)@relay\\.test\\.example$/ ${1}\n"
+    )
     try:
         with allowed_config_directory(config_dir):
             prepare_runtime(root)
@@ -100,22 +108,44 @@ def relay(dovecot: DovecotServer) -> Iterator[tuple[int, SmtpSink]]:
         shutil.rmtree(root, ignore_errors=True)
 
 
-def _account(dovecot: DovecotServer, user: str, port: int, sender: str) -> dict:
+def _account(
+    dovecot: DovecotServer,
+    user: str,
+    port: int,
+    sender: str,
+    envelope_sender: str | None = None,
+) -> dict:
+    smtp: dict = {
+        "host": "localhost",
+        "port": port,
+        "tls": "starttls",
+        "username": sender,
+        "password": {"env": env_for(sender)},
+        "ca_file": dovecot.ca_file,
+        "fingerprint": dovecot.certs.fingerprint,
+    }
+    if envelope_sender is not None:
+        smtp["sender"] = envelope_sender
     return {
         "name": "relay",
         "pop3": pop3_block(dovecot, user),
         "deliver_to": "alice@gmail.example",
         "via": "smtp",
-        "smtp": {
-            "host": "localhost",
-            "port": port,
-            "tls": "starttls",
-            "username": sender,
-            "password": {"env": env_for(sender)},
-            "ca_file": dovecot.ca_file,
-            "fingerprint": dovecot.certs.fingerprint,
-        },
+        "smtp": smtp,
     }
+
+
+def _mail_from(sink: SmtpSink, tag: str) -> set[str]:
+    """The MAIL FROM addresses smtp-sink saw for messages tagged `tag`."""
+    found = set()
+    for path in sink.root.iterdir():
+        data = path.read_bytes()
+        if f"Message-ID: <{tag}.".encode() not in data:
+            continue
+        for line in data.split(b"\n"):
+            if line.startswith(b"X-Mail-Args:"):
+                found.add(line.split(b":", 1)[1].split()[0].decode())
+    return found
 
 
 def test_starttls_auth_relay_keeps_the_envelope(
@@ -132,7 +162,8 @@ def test_starttls_auth_relay_keeps_the_envelope(
     sent = [make_message("relay", i, 5000) for i in range(3)]
     for data in sent:
         dovecot.deliver(user_name, data)
-    config = write_config(tmp_path, [_account(dovecot, user_name, port, sender)])
+    owned = f"{sender}@relay.test.example"
+    config = write_config(tmp_path, [_account(dovecot, user_name, port, sender, owned)])
     sidecar = Sidecar(load_config(config))
     result = sidecar.run_once()["relay"]
     assert isinstance(result, PollResult), result
@@ -149,6 +180,36 @@ def test_starttls_auth_relay_keeps_the_envelope(
             for _, body in received
         )
     assert dovecot.messages(user_name) == []
+    # The envelope sender is the address the login owns, for every message.
+    assert _mail_from(sink, "relay") == {f"<{owned}>"}
+
+
+def test_a_relay_that_checks_the_sender_refuses_foreign_return_paths(
+    dovecot: DovecotServer,
+    relay: tuple[int, SmtpSink],
+    user_name: str,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Without `sender`, MAIL FROM is the message's Return-Path, which the
+    login does not own: the relay refuses it for good, so the message is
+    quarantined and stays on the POP3 server."""
+    port, sink = relay
+    monkeypatch.setenv(env_for(user_name), dovecot.add_user(user_name))
+    sender = user_name + "-smtp"
+    monkeypatch.setenv(env_for(sender), dovecot.add_user(sender))
+    dovecot.deliver(user_name, make_message("foreign", 1, 2000))
+    config = write_config(tmp_path, [_account(dovecot, user_name, port, sender)])
+    sidecar = Sidecar(load_config(config))
+    result = sidecar.run_once()["relay"]
+    assert isinstance(result, PollResult), result
+    assert (result.delivered, result.quarantined, result.deleted) == (0, 1, 0)
+    (entry,) = Quarantine(tmp_path / "quarantine").entries("relay")
+    assert "553" in str(entry["reason"])
+    assert "not owned by user" in str(entry["reason"])
+    assert len(dovecot.messages(user_name)) == 1
+    assert _mail_from(sink, "foreign") == set()
+    sidecar.close()
 
 
 def test_a_refused_relay_login_is_an_auth_error(

@@ -78,8 +78,9 @@ class SMTPDelivery:
     def deliver(self, message: SpooledMessage, envelope: Envelope) -> str | None:
         smtp = self._session()
         sent_dot = False
+        sender, options = self._mail_from(smtp, envelope.sender)
         try:
-            self._check(smtp.mail(envelope.sender), "MAIL FROM", smtp)
+            self._check(smtp.mail(sender, options), "MAIL FROM", smtp)
             self._check(smtp.rcpt(envelope.recipient), "RCPT TO", smtp)
             self._check(smtp.docmd("DATA"), "DATA", smtp, expect=354)
             self._stream(smtp, message)
@@ -96,6 +97,24 @@ class SMTPDelivery:
             ) from err
         self._check((code, reply), "end of DATA", smtp, final=True)
         return reply.decode("utf-8", "replace")
+
+    def _mail_from(self, smtp: smtplib.SMTP, sender: str) -> tuple[str, list[str]]:
+        """The reverse-path and MAIL options: `sender` of the settings, else
+        the message's Return-Path. A non-ASCII one needs SMTPUTF8 (RFC 6531);
+        without it the null sender is used, as the message is still
+        deliverable and would otherwise never leave the account."""
+        if self._settings.sender is not None:
+            sender = self._settings.sender
+        if sender.isascii():
+            return sender, []
+        if smtp.has_extn("smtputf8"):
+            return sender, ["SMTPUTF8"]
+        log.warning(
+            "smtp host=%s does not offer SMTPUTF8; non-ASCII return path "
+            "replaced by the null sender",
+            self._settings.host,
+        )
+        return "", []
 
     def _stream(self, smtp: smtplib.SMTP, message: SpooledMessage) -> None:
         sock = smtp.sock
