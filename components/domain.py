@@ -142,9 +142,11 @@ class MailDomain(pulumi.ComponentResource):
 
 def _confirmed_key(selector: str, private_key: str, confirmed: bool) -> str:
     if not confirmed:
-        raise RuntimeError(
-            f"DKIM selector {selector} is not confirmed as published; "
-            "refusing to sign with it"
+        # A RunError is shown as its message alone, without a traceback.
+        raise pulumi.RunError(
+            f"DKIM selector {selector} is not confirmed as published at its DNS "
+            "source; refusing to sign with it (fix: publish its record, then "
+            "`pulumi refresh` and `pulumi up`)"
         )
     return private_key
 

@@ -219,6 +219,10 @@ class DkimConfirmationProvider(ResourceProvider):
 
     def diff(self, _id: str, olds: dict[str, Any], news: dict[str, Any]) -> DiffResult:
         changes = changed_keys(olds, news, ("name", "expected", "source", "state"))
+        if news.get("expected") and olds.get("confirmed") is False:
+            # `pulumi refresh` found the record gone: confirm it again once it
+            # is published anew, rather than refusing to sign from then on.
+            changes.append("confirmed")
         return DiffResult(changes=bool(changes), replaces=[])
 
     def update(

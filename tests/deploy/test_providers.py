@@ -97,6 +97,7 @@ def test_providers_pickle_by_reference_with_nothing_captured() -> None:
 
 
 def test_dkim_confirmation_waits_for_the_published_key(tmp_path: Path) -> None:
+    import pulumi
     import pytest
 
     from components.domain import _confirmed_key
@@ -117,11 +118,26 @@ def test_dkim_confirmation_waits_for_the_published_key(tmp_path: Path) -> None:
     provider = DkimConfirmationProvider()
     with pytest.raises(RuntimeError, match="not published as expected.*p=OLD"):
         provider.create(dict(props))
-    with pytest.raises(RuntimeError, match="refusing to sign"):
+    with pytest.raises(pulumi.RunError, match="refusing to sign"):
         _confirmed_key("s1", "-----BEGIN PRIVATE KEY-----", False)
 
     zone.write_text(zone.read_text().replace("p=OLD", "p=NEW"))
     created = provider.create(dict(props))
     assert created.outs["confirmed"] is True
+    assert provider.diff(created.id, created.outs, dict(props)).changes is False
+
+    # Refresh with the record gone: the next up confirms again.
+    zone.write_text("$ORIGIN example.com.\n")
+    refreshed = provider.read(created.id, created.outs).outs
+    assert refreshed["confirmed"] is False
+    assert provider.diff(created.id, refreshed, dict(props)).changes is True
+    zone.write_text(
+        zone.read_text() + f's1._domainkey 300 IN TXT "{props["expected"]}"\n'
+    )
+    assert provider.update(created.id, refreshed, dict(props)).outs["confirmed"]
+
     retired = provider.update(created.id, created.outs, {**props, "expected": ""})
     assert retired.outs["confirmed"] is False
+    # A retired selector is never confirmed, and that is no change.
+    retired_props = {**props, "expected": ""}
+    assert provider.diff(created.id, retired.outs, retired_props).changes is False

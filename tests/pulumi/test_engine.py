@@ -13,7 +13,12 @@ from pathlib import Path
 
 import pytest
 
-from mailbridge.deploy.rfc2136 import ServerSettings, read_rrset, replace_rrset
+from mailbridge.deploy.rfc2136 import (
+    ServerSettings,
+    delete_rrset,
+    read_rrset,
+    replace_rrset,
+)
 from tests.pulumi.conftest import EXAMPLE_SECRETS
 from tests.pulumi.engine import ROOT, Project, make_project, require_engine
 from tests.servers.knot import KnotServer, free_port
@@ -156,10 +161,26 @@ def test_rfc2136_against_knot(tmp_path: Path) -> None:
             if r["urn"].endswith("::example.com-dns-TXT-_dmarc.example.com")
         ]
         assert found == [['"v=DMARC1; p=none"']]
+        # Refreshed outputs keep the TSIG key and the DKIM key encrypted.
+        assert knot.tsig_secret not in project.state_text()
+        assert "PRIVATE KEY" not in project.state_text()
         steps = project.preview_steps()
         assert steps["example.com-dns-TXT-_dmarc.example.com"] == "update"
         project.up()
         assert "p=reject" in read_rrset(settings, "_dmarc.example.com", "TXT").values[0]  # type: ignore[union-attr]
+
+        # The signing selector's record deleted behind Pulumi's back: refresh
+        # sees it gone, and the next up publishes and confirms it again
+        # instead of refusing to deploy from then on.
+        dkim_name = "s2026a._domainkey.example.com"
+        delete_rrset(settings, dkim_name, "TXT")
+        project.run("refresh", "--yes", "--stack", project.stack)
+        steps = project.preview_steps()
+        assert steps[f"example.com-dns-TXT-{dkim_name}"] == "update"
+        assert steps["example.com-dns-confirm-s2026a"] == "update"
+        project.up()
+        assert read_rrset(settings, dkim_name, "TXT") == dkim
+        assert project.outputs()["signing"] == ["s2026a"]
 
         project.run("destroy", "--yes", "--stack", project.stack)
         for name, rtype in (
