@@ -19,7 +19,7 @@ import shlex
 import stat
 import subprocess
 from collections.abc import Iterable, Iterator, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Protocol
 
@@ -181,7 +181,8 @@ class SSHSettings:
     host: str
     port: int
     user: str
-    private_key: str
+    # Never in a repr: settings may end up in a log line or an error.
+    private_key: str = field(repr=False)
     host_key: str | None = None
     timeout: float = 15.0
 

@@ -60,14 +60,33 @@ class HostSplit:
     secret: dict[str, RenderedFile]
 
 
+def secret_values(specs: Iterable[DomainSpec], store: SecretStore) -> list[str]:
+    """Every secret value the host's files may hold, wherever it comes from.
+
+    The stack config's values, and those of the specs' references that
+    resolve from the environment (`MAILBRIDGE_SECRET_<NAME>`).
+    """
+    found = {v for v in store.values.values() if v}
+    for spec in specs:
+        found.update(v for v in map(store.get, secret_refs(spec)) if v)
+    return sorted(found)
+
+
 def render_split(
     specs: list[DomainSpec],
     values: Mapping[str, str],
     options: HostOptions | None = None,
+    environ: Mapping[str, str] | None = None,
 ) -> HostSplit:
-    """Render the host once with the real secrets, and split its files."""
-    files = render_host(specs, SecretStore(values=dict(values)), options)
-    secrets = [v for v in values.values() if v]
+    """Render the host once with the real secrets, and split its files.
+
+    `environ` stands for the process environment (the default).
+    """
+    store = SecretStore(values=dict(values))
+    if environ is not None:
+        store = SecretStore(values=dict(values), environ=environ)
+    files = render_host(specs, store, options)
+    secrets = secret_values(specs, store)
     secret = {p: f for p, f in files.items() if holds_secret(f, secrets)}
     plain = {p: f for p, f in files.items() if p not in secret}
     return HostSplit(plain=plain, secret=secret)

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import dns.exception
 import dns.flags
@@ -47,7 +47,8 @@ class ServerSettings:
     zone: str
     tsig_name: str
     tsig_algorithm: str
-    tsig_secret: str
+    # Never in a repr: settings may end up in a log line or an error.
+    tsig_secret: str = field(repr=False)
     timeout: float = DEFAULT_TIMEOUT
 
     @classmethod

@@ -51,6 +51,14 @@ def _check_round_trip(target: Target, root: Path) -> None:
     assert not (root / "etc").exists()
 
 
+def test_ssh_settings_never_show_the_private_key() -> None:
+    key = "-----BEGIN OPENSSH PRIVATE KEY-----\nb3BlbnNzaC1rZXk=\n"
+    settings = SSHSettings(host="192.0.2.1", port=22, user="deploy", private_key=key)
+    assert "PRIVATE KEY" not in repr(settings) and "b3BlbnNzaC1rZXk" not in str(
+        settings
+    )
+
+
 def test_local_target(tmp_path: Path) -> None:
     target = LocalTarget(tmp_path)
     _check_round_trip(target, tmp_path)

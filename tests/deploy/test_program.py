@@ -14,8 +14,10 @@ from mailbridge.deploy.program import (
     record_key,
     render_split,
     secret_refs,
+    secret_values,
 )
 from mailbridge.render import HostOptions, RenderedFile
+from mailbridge.secrets import SecretStore, env_name
 from mailbridge.spec import load_spec
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -48,6 +50,26 @@ def test_render_split_keeps_secrets_out_of_plain_files() -> None:
     for item in split.plain.values():
         for value in VALUES.values():
             assert value.encode() not in item.content
+
+
+def test_secrets_from_the_environment_are_searched_too() -> None:
+    """A value given as MAILBRIDGE_SECRET_<NAME> is as secret as a config one."""
+    environ = {env_name(name): value for name, value in VALUES.items()}
+    store = SecretStore(values={"isp-pop3": "from-config-123456"}, environ=environ)
+    found = secret_values([SPEC], store)
+    assert "from-config-123456" in found
+    assert set(VALUES.values()) - {VALUES["isp-pop3"]} <= set(found)
+    assert VALUES["isp-pop3"] not in found  # the config's value wins
+    split = render_split([SPEC], {}, HostOptions(password_cost=4), environ=environ)
+    assert {"etc/dovecot/passwd", "etc/postsrsd.secret"} <= set(split.secret)
+    for item in split.plain.values():
+        for value in VALUES.values():
+            assert value.encode() not in item.content
+    # The value search itself: a world-readable file that happens to hold an
+    # environment secret's value goes to the secret side.
+    leaky = {**environ, env_name("isp-pop3"): "compatibility_level = 3.6"}
+    split = render_split([SPEC], {}, HostOptions(password_cost=4), environ=leaky)
+    assert "etc/postfix/main.cf" in split.secret
 
 
 def test_live_records_drop_retired_selectors_only() -> None:

@@ -54,6 +54,15 @@ def test_canonical_values_sort_and_normalize() -> None:
     assert canonical_values("TXT", ['"v=spf1 -all"']) == ('"v=spf1 -all"',)
 
 
+def test_settings_never_show_the_tsig_secret() -> None:
+    secret = "bWFpbGJyaWRnZS10c2lnLXRlc3Qta2V5"
+    settings = ServerSettings(
+        "127.0.0.1", 53, "example.com", "deploy", "hmac-sha256", secret
+    )
+    assert secret not in repr(settings) and secret not in str(settings)
+    assert settings.tsig_secret == secret
+
+
 @pytest.mark.servers
 def test_replace_read_delete(knot: KnotServer) -> None:
     settings = _settings(knot)
