@@ -55,3 +55,20 @@ def test_route53_records(project: Path, deploy: Deploy) -> None:
     assert len(dkim) == 1 and dkim[0].replace('""', "") == public
     assert all(len(part) <= 255 for part in dkim[0].split('""'))
     assert not mocks.of_type(":DkimConfirmation")
+
+
+def test_a_retired_selector_becomes_a_revoked_key_record(project: Path) -> None:
+    """Cloud records cannot vanish on a clock: a retired key is revoked (p=)."""
+    from components.dns import _cloudflare_value, _route53_value
+    from mailbridge.deploy.program import planned_records
+    from mailbridge.spec import load_spec
+
+    spec = load_spec(project / "stacks/example.com.yaml").spec
+    record = next(
+        r for r in planned_records(spec) if r.name == "s2026a._domainkey.example.com"
+    )
+    # A retired selector has no value among the live records.
+    revoked = _route53_value([], record=record, zone_id="Z0123456789")
+    assert revoked["records"] == ["v=DKIM1; k=rsa; p="]
+    cloudflare = _cloudflare_value([], record=record, index=0, zone_id="zone123")
+    assert cloudflare["content"] == '"v=DKIM1; k=rsa; p="'
