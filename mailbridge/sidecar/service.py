@@ -4,11 +4,14 @@ from __future__ import annotations
 
 import logging
 import random
+import sqlite3
 import threading
 import time
 from collections.abc import Iterable
 from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
+
+from mailbridge.errors import InputError
 
 from .account import AccountPoller, PollResult, PollStatus, ProgressCallback
 from .config import PostgresState, Retry, SidecarConfig
@@ -21,14 +24,60 @@ log = logging.getLogger(__name__)
 
 
 def open_store(config: SidecarConfig) -> Store:
-    """The configured state store, with its tables in place."""
-    store: Store
-    if isinstance(config.state, PostgresState):
-        store = PostgresStore(config.state.dsn.read())
-    else:
-        store = SQLiteStore(config.state.path)
-    store.migrate()
+    """The configured state store, with its tables in place; InputError
+    (exit status 2) naming the store when it cannot be opened."""
+    store: Store | None = None
+    try:
+        if isinstance(config.state, PostgresState):
+            store = PostgresStore(config.state.dsn.read())
+        else:
+            store = SQLiteStore(config.state.path)
+        store.migrate()
+    except (OSError, sqlite3.Error) as err:
+        if store is not None:
+            store.close()
+        raise _store_error(config, err) from err
+    except Exception as err:
+        if store is None or not _is_database_error(err):
+            raise
+        store.close()
+        raise _store_error(config, err) from err
     return store
+
+
+def _is_database_error(err: Exception) -> bool:
+    try:
+        import psycopg
+    except ImportError:  # pragma: no cover - psycopg is a dependency
+        return False
+    return isinstance(err, psycopg.Error)
+
+
+def _store_error(config: SidecarConfig, err: Exception) -> InputError:
+    if isinstance(config.state, PostgresState):
+        # A failed connection names host, port and user; libpq's complaints
+        # about the string itself quote parts of it, which may be the password.
+        text = str(err).strip()
+        detail = (
+            text.splitlines()[0]
+            if text.startswith("connection failed:")
+            else "the connection string was refused (details withheld: it "
+            "holds the password)"
+        )
+        return InputError.single(
+            f"cannot open the PostgreSQL state store: {detail}",
+            path=("state", "dsn"),
+            expected="a reachable PostgreSQL server and a user allowed to "
+            "create tables in the database",
+            fix="check state.dsn, the server and its pg_hba.conf",
+        )
+    reason = err.strerror if isinstance(err, OSError) and err.strerror else str(err)
+    return InputError.single(
+        f"cannot open the SQLite state store {config.state.path}: {reason}",
+        path=("state", "path"),
+        expected="a file in a folder the sidecar's user may write",
+        fix="create the folder and give it to that user, or change state.path",
+    )
 
 
 def backoff_delay(failures: int, base: float, ceiling: float) -> float:
@@ -51,13 +100,24 @@ class Sidecar:
         progress: ProgressCallback | None = None,
     ) -> None:
         self.config = config
+        opened = store is None
         self.store = store or open_store(config)
         self.metrics = metrics or SidecarMetrics()
         self.stop_event = threading.Event()
         self._replicas = 1
         wanted = set(accounts) if accounts is not None else None
         if config.spool_dir is not None:
-            Path(config.spool_dir).mkdir(parents=True, exist_ok=True)
+            try:
+                Path(config.spool_dir).mkdir(parents=True, exist_ok=True)
+            except OSError as err:
+                if opened:
+                    self.store.close()
+                raise InputError.single(
+                    f"cannot create spool_dir {config.spool_dir}: {err.strerror}",
+                    path=("spool_dir",),
+                    expected="a folder the sidecar's user may write",
+                    fix="create it for that user, or change spool_dir",
+                ) from err
         quarantine = Quarantine(config.quarantine_dir)
         lease = self._lease_seconds() or 120.0
         self.pollers: dict[str, AccountPoller] = {}
@@ -77,8 +137,6 @@ class Sidecar:
             poller.share = self._share
             self.pollers[account.name] = poller
         if wanted is not None and wanted - self.pollers.keys():
-            from mailbridge.errors import InputError
-
             raise InputError.single(
                 "unknown account: " + ", ".join(sorted(wanted - self.pollers.keys())),
                 expected="names from the config's accounts",

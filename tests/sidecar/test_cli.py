@@ -1,5 +1,6 @@
 """The `mailbridge sidecar` command: SIGTERM finishes the message in flight
-and exits cleanly; a large first sync shows a progress bar."""
+and exits cleanly; a large first sync shows a progress bar; a state store
+that cannot be opened is reported as bad input."""
 
 from __future__ import annotations
 
@@ -14,6 +15,7 @@ from pathlib import Path
 import pytest
 
 from mailbridge.cli.main import main
+from tests.servers.common import free_port
 from tests.servers.dovecot import DovecotServer
 from tests.sidecar.helpers import (
     SmtpSink,
@@ -116,3 +118,57 @@ def test_a_large_first_sync_shows_a_progress_bar(
     err = capsys.readouterr().err
     assert "first-sync" in err and "100%" in err
     assert "delivered=25" in err
+
+
+# An account that is never reached: these tests stop before any poll.
+UNUSED = {
+    "name": "isp",
+    "pop3": {"host": "localhost", "username": "a", "password": {"env": "X"}},
+    "deliver_to": "alice@gmail.example",
+    "via": "smtp",
+    "smtp": {"host": "localhost"},
+}
+
+
+@pytest.mark.parametrize("command", ["run", "status"])
+def test_a_state_store_that_cannot_be_opened_is_bad_input(
+    tmp_path: Path, command: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    blocker = tmp_path / "not-a-folder"
+    blocker.write_text("")
+    config = write_config(
+        tmp_path,
+        [UNUSED],
+        state={"backend": "sqlite", "path": str(blocker / "state.db")},
+    )
+    args = ["sidecar", command, "--config", str(config)]
+    with pytest.raises(SystemExit) as exited:
+        main([*args, "--once"] if command == "run" else args)
+    assert exited.value.code == 2
+    err = capsys.readouterr().err
+    assert "Traceback" not in err
+    assert f"cannot open the SQLite state store {blocker / 'state.db'}" in err
+    assert "state.path" in err
+
+
+def test_an_unreachable_postgres_is_bad_input_without_the_password(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    for dsn in (
+        f"host=127.0.0.1 port={free_port()} user=u password=hunter2-9f dbname=d",
+        "host=127.0.0.1 hunter2-9f",
+    ):
+        monkeypatch.setenv("SIDECAR_TEST_DSN", dsn)
+        config = write_config(
+            tmp_path,
+            [UNUSED],
+            state={"backend": "postgres", "dsn": {"env": "SIDECAR_TEST_DSN"}},
+        )
+        with pytest.raises(SystemExit) as exited:
+            main(["sidecar", "status", "--config", str(config)])
+        assert exited.value.code == 2
+        err = capsys.readouterr().err
+        assert "cannot open the PostgreSQL state store" in err
+        assert "state.dsn" in err
+        assert "hunter2" not in err
+        assert "Traceback" not in err
