@@ -27,7 +27,8 @@ class Quarantine:
         self, account: str, uidl: str, message: SpooledMessage, reason: str
     ) -> Path:
         target = self.folder / _UNSAFE.sub("_", account)
-        target.mkdir(parents=True, exist_ok=True)
+        # Mail is private: only the sidecar's user may list or read it.
+        target.mkdir(mode=0o700, parents=True, exist_ok=True)
         stem = f"{int(time.time())}-{_UNSAFE.sub('_', uidl)}"
         eml = target / f"{stem}.eml"
         _write_atomic(eml, message.chunks())
@@ -54,10 +55,13 @@ class Quarantine:
 
 def _write_atomic(path: Path, chunks: object) -> None:
     tmp = path.with_name(path.name + ".tmp")
-    with open(tmp, "wb") as handle:
+    # Created 0600, whatever the umask: the message is never readable by
+    # others, not even while it is written.
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    os.fchmod(fd, 0o600)
+    with open(fd, "wb") as handle:
         for chunk in chunks:  # type: ignore[attr-defined]
             handle.write(chunk)
         handle.flush()
         os.fsync(handle.fileno())
-    os.chmod(tmp, 0o600)
     tmp.replace(path)
