@@ -2,8 +2,9 @@
 
 One policy per rule id, mandatory for rules whose findings are errors (a
 loop, an SPF record over its lookup budget, a weak DKIM key, a fetch job
-without TLS...), advisory for the others. Run it with
-`pulumi preview --policy-pack policies`.
+without TLS...), advisory for the others; one more advisory policy shows
+the warnings of mandatory rules (`?all`, a fetch job marked `insecure`).
+Run it with `pulumi preview --policy-pack policies`.
 """
 
 from __future__ import annotations
@@ -22,8 +23,10 @@ from mailbridge.deploy.policy import (
     DKIM_KEY_TYPE,
     PEERS_PROP,
     SPEC_PROP,
+    WARNINGS_POLICY,
     key_violations,
     spec_violations,
+    warning_violations,
 )
 from mailbridge.errors import Severity
 from mailbridge.routing import RULES, Rule
@@ -48,6 +51,14 @@ def _validator(rule: Rule) -> Validate:
     return validate
 
 
+def _warnings(args: ResourceValidationArgs, report: ReportViolation) -> None:
+    spec = args.props.get(SPEC_PROP)
+    if isinstance(spec, str):
+        peers = [p for p in args.props.get(PEERS_PROP) or [] if isinstance(p, str)]
+        for message in warning_violations(spec, peers):
+            report(message, None)
+
+
 def _level(rule: Rule) -> EnforcementLevel:
     if rule.severity == Severity.ERROR:
         return EnforcementLevel.MANDATORY
@@ -64,5 +75,13 @@ PolicyPack(
             enforcement_level=_level(rule),
         )
         for rule in RULES.values()
+    ]
+    + [
+        ResourceValidationPolicy(
+            name=WARNINGS_POLICY,
+            description="warnings of the mandatory rules (never blocking)",
+            validate=_warnings,
+            enforcement_level=EnforcementLevel.ADVISORY,
+        )
     ],
 )

@@ -73,6 +73,22 @@ def spec_violations(
     ]
 
 
+# The advisory policy that shows the warnings of mandatory rules (a fetch job
+# without TLS marked `insecure: true`, an SPF record ending in `?all`): a
+# policy has one enforcement level, and a warning must not block a deploy.
+WARNINGS_POLICY = "mandatory-rule-warnings"
+
+
+def warning_violations(spec_json: str, peers_json: Sequence[str] = ()) -> list[str]:
+    """Warnings of rules that are mandatory for errors, each with its rule id."""
+    return [
+        f"{finding.rule}: {violation_text(domain, finding)}"
+        for domain, finding in domain_findings(spec_json, tuple(peers_json))
+        if finding.severity == Severity.WARNING
+        and RULES[finding.rule].severity == Severity.ERROR
+    ]
+
+
 def key_violations(selector: str, algorithm: str, bits: int) -> list[str]:
     """The `dkim-weak` rule on one DkimKeyPair resource's inputs."""
     finding = dkim_weak(selector, algorithm, bits)

@@ -5,7 +5,12 @@ from __future__ import annotations
 from pathlib import Path
 
 from components.domain import spec_json
-from mailbridge.deploy.policy import key_violations, rule_ids, spec_violations
+from mailbridge.deploy.policy import (
+    key_violations,
+    rule_ids,
+    spec_violations,
+    warning_violations,
+)
 from mailbridge.routing import RULES
 from mailbridge.spec import load_spec
 from mailbridge.spec.models import DomainSpec, Forwarder, TLSMode
@@ -93,3 +98,7 @@ def test_a_warning_does_not_block_a_mandatory_rule() -> None:
     rule = RULES["fetch-tls"]
     assert spec_violations(rule.id, spec_json(insecure)) != []
     assert spec_violations(rule.id, spec_json(insecure), (), rule.severity) == []
+    # The warning still shows, in the advisory policy, with its rule id.
+    shown = warning_violations(spec_json(insecure))
+    assert len(shown) == 1 and shown[0].startswith("fetch-tls: example.com: fetch[")
+    assert warning_violations(spec_json(com)) == []
