@@ -13,6 +13,7 @@ from collections.abc import Callable
 
 from pulumi_policy import (
     EnforcementLevel,
+    Policy,
     PolicyPack,
     ReportViolation,
     ResourceValidationArgs,
@@ -65,23 +66,22 @@ def _level(rule: Rule) -> EnforcementLevel:
     return EnforcementLevel.ADVISORY
 
 
-PolicyPack(
-    name="mailbridge",
-    policies=[
-        ResourceValidationPolicy(
-            name=rule.id,
-            description=rule.summary,
-            validate=_validator(rule),
-            enforcement_level=_level(rule),
-        )
-        for rule in RULES.values()
-    ]
-    + [
-        ResourceValidationPolicy(
-            name=WARNINGS_POLICY,
-            description="warnings of the mandatory rules (never blocking)",
-            validate=_warnings,
-            enforcement_level=EnforcementLevel.ADVISORY,
-        )
-    ],
+POLICIES: list[Policy] = [
+    ResourceValidationPolicy(
+        name=rule.id,
+        description=rule.summary,
+        validate=_validator(rule),
+        enforcement_level=_level(rule),
+    )
+    for rule in RULES.values()
+]
+POLICIES.append(
+    ResourceValidationPolicy(
+        name=WARNINGS_POLICY,
+        description="warnings of the mandatory rules (never blocking)",
+        validate=_warnings,
+        enforcement_level=EnforcementLevel.ADVISORY,
+    )
 )
+
+PolicyPack(name="mailbridge", policies=POLICIES)
