@@ -191,6 +191,10 @@ async def check_mta_sts(
         if txt is None:
             return []
         findings.append(txt)
+        if txt.status == Status.UNKNOWN:
+            # No answer: whether the domain uses MTA-STS at all is unknown, so
+            # a policy that cannot be fetched says nothing either.
+            return findings
     host = f"mta-sts.{domain}"
     subject = f"https://{host}{POLICY_PATH}"
     why = "senders that know MTA-STS deliver only over TLS to the listed MX hosts"

@@ -171,3 +171,18 @@ def test_bare_domain_without_mail_records(world: World) -> None:
     assert "mta-sts.txt" not in result  # no MTA-STS at all is not a fault
     (mx,) = report.by_check("mx")
     assert mx.fix and "IN MX" in mx.fix
+
+
+def test_bare_domain_timeouts_never_become_mta_sts_errors(world: World) -> None:
+    """Whether a domain uses MTA-STS is unknown when its TXT got no answer."""
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as silent:
+        silent.bind(("127.0.0.1", 0))
+        port = silent.getsockname()[1]
+        (report,) = world.verify(
+            "empty.test", bare=True, resolver=f"127.0.0.1:{port}", timeout=0.2
+        )
+    assert report.findings
+    assert {f.status for f in report.findings} == {Status.UNKNOWN}, [
+        (f.check, f.status, f.found) for f in report.findings
+    ]
+    assert not report.by_check("mta-sts.policy")
