@@ -314,3 +314,25 @@ def test_ssh_host(tmp_path: Path, sshd: SSHServer) -> None:  # noqa: F811
     assert "OPENSSH PRIVATE KEY" not in project.state_text()
     project.run("destroy", "--yes", "--stack", project.stack)
     assert not (remote / "etc").exists()
+
+
+def test_secrets_from_the_environment_stay_out_of_the_state(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """No config secrets at all: every value comes as MAILBRIDGE_SECRET_<NAME>."""
+    require_engine()
+    from mailbridge.secrets import env_name
+
+    for name, value in EXAMPLE_SECRETS.items():
+        monkeypatch.setenv(env_name(name), value)
+    project = make_project(tmp_path, {})
+    done = project.up()
+    host = project.root / "build/host"
+    srs = EXAMPLE_SECRETS["srs-2026a"]
+    assert srs in (host / "etc/postsrsd.secret").read_text()
+    project.run("refresh", "--yes", "--stack", project.stack)
+    state = project.state_text()
+    for value in EXAMPLE_SECRETS.values():
+        assert value not in state
+        assert value not in done.stdout + done.stderr
+    assert "PRIVATE KEY" not in state
