@@ -14,11 +14,18 @@ class FieldValueError(ValueError):
     """A field value is wrong; carries what was expected and how to fix it."""
 
     def __init__(
-        self, message: str, *, expected: str | None = None, fix: str | None = None
+        self,
+        message: str,
+        *,
+        expected: str | None = None,
+        fix: str | None = None,
+        found: str | None = None,
     ) -> None:
         super().__init__(message)
         self.expected = expected
         self.fix = fix
+        # Said instead of the value itself, when that must not be shown.
+        self.found = found
 
 
 _LABEL = re.compile(r"^(?!-)[a-z0-9-]{1,63}(?<!-)$")
@@ -123,13 +130,22 @@ def normalize_selector(value: str) -> str:
     return name
 
 
-def check_secret_ref(value: str) -> str:
-    """Accept only `secret:NAME`; a literal credential is refused."""
-    text = value.strip()
+def _hidden(value: object) -> str:
+    """What a literal credential is, without showing it (errors reach CI logs)."""
+    if isinstance(value, str):
+        return f"a literal value of {len(value)} characters (not shown)"
+    kind = "number" if isinstance(value, int | float) else "value"
+    return f"a literal {kind} (not shown)"
+
+
+def check_secret_ref(value: object) -> str:
+    """Accept only `secret:NAME`; a literal credential is refused, unshown."""
+    text = value.strip() if isinstance(value, str) else ""
     if not text.startswith(SECRET_PREFIX):
         raise FieldValueError(
             "credentials are never written inline in a spec",
             expected="a secret reference such as secret:alice-password",
+            found=_hidden(value),
             fix=(
                 "store the value with `pulumi config set --secret "
                 "mailbridge:secrets.NAME` or in the environment variable "
@@ -189,7 +205,9 @@ AddressPattern = Annotated[
     str, BeforeValidator(_text), AfterValidator(normalize_pattern)
 ]
 DkimSelector = Annotated[str, AfterValidator(normalize_selector)]
-SecretRef = Annotated[str, AfterValidator(check_secret_ref)]
+# A before-validator, so a number or a list given as a password is refused
+# here too, and never echoed by a generic type error.
+SecretRef = Annotated[str, BeforeValidator(check_secret_ref)]
 IPv4 = Annotated[str, AfterValidator(check_ipv4)]
 IPv6 = Annotated[str, AfterValidator(check_ipv6)]
 Network = Annotated[str, AfterValidator(check_network)]

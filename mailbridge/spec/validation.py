@@ -96,7 +96,7 @@ def problem_from_error(
             message,
             path=path,
             location=doc.locate(path),
-            found=found,
+            found=getattr(err, "found", None) or found,
             expected=expected,
             fix=fix,
         )

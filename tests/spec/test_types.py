@@ -92,5 +92,11 @@ def test_secret_refs_only() -> None:
     with pytest.raises(FieldValueError) as err:
         check_secret_ref("hunter2")
     assert err.value.fix is not None and "secret:NAME" in err.value.fix
+    # The refused value never reaches the report, which may land in CI logs.
+    assert err.value.found == "a literal value of 7 characters (not shown)"
+    assert "hunter2" not in str(err.value)
+    with pytest.raises(FieldValueError) as err:
+        check_secret_ref(123456)
+    assert err.value.found == "a literal number (not shown)"
     with pytest.raises(FieldValueError):
         check_secret_ref("secret:Has Space")
