@@ -1,6 +1,7 @@
 """The `mailbridge sidecar` command: SIGTERM finishes the message in flight
 and exits cleanly; a large first sync shows a progress bar; a state store
-that cannot be opened is reported as bad input."""
+that cannot be opened is reported as bad input; it all works without
+Pulumi."""
 
 from __future__ import annotations
 
@@ -172,3 +173,55 @@ def test_an_unreachable_postgres_is_bad_input_without_the_password(
         assert "state.dsn" in err
         assert "hunter2" not in err
         assert "Traceback" not in err
+
+
+# Runs the CLI with every `pulumi` module made unimportable.
+WITHOUT_PULUMI = """
+import sys
+class Block:
+    def find_spec(self, name, path=None, target=None):
+        if name.split(".")[0] in ("pulumi", "pulumi_policy"):
+            raise ImportError("pulumi is not installed here: " + name)
+sys.meta_path.insert(0, Block())
+from mailbridge.cli.main import main
+try:
+    main(sys.argv[1:])
+finally:
+    loaded = [m for m in sys.modules if m.split(".")[0].startswith("pulumi")]
+    print("pulumi modules:", loaded, file=sys.stderr)
+"""
+
+
+def test_the_sidecar_runs_without_pulumi(
+    dovecot: DovecotServer, smtp_sink: SmtpSink, user_name: str, tmp_path: Path
+) -> None:
+    """The sidecar is installed on hosts and in containers without Pulumi."""
+    password = dovecot.add_user(user_name)
+    dovecot.deliver(user_name, make_message("nopulumi", 1))
+    account = {
+        "name": "plain",
+        "pop3": pop3_block(dovecot, user_name),
+        "deliver_to": "alice@gmail.example",
+        "via": "smtp",
+        "smtp": {
+            "host": "127.0.0.1",
+            "port": smtp_sink.port,
+            "tls": "none",
+            "insecure": True,
+        },
+    }
+    config = write_config(tmp_path, [account])
+    env = dict(os.environ, **{env_for(user_name): password})
+    for args in (["run", "--once", "--no-progress"], ["status", "--json"]):
+        done = subprocess.run(
+            [sys.executable, "-c", WITHOUT_PULUMI, "sidecar", *args]
+            + ["--config", str(config)],
+            env=env,
+            capture_output=True,
+            timeout=120,
+        )
+        err = done.stderr.decode()
+        assert done.returncode == 0, err[-2000:]
+        assert "pulumi modules: []" in err
+    assert len(smtp_sink.wait_for(1)) == 1
+    assert dovecot.messages(user_name) == []
