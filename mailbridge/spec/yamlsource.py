@@ -100,24 +100,54 @@ def _construct(
     return _scalar(node)
 
 
+def _syntax_problem(err: yaml.MarkedYAMLError, text: str, file: str) -> Problem:
+    """A YAML syntax error said plainly: where, what started it, what to do."""
+    mark = err.problem_mark
+    if mark is None:
+        return Problem(
+            f"this is not valid YAML: {err.problem}", location=Location(file)
+        )
+    location = Location(file, mark.line + 1, mark.column + 1)
+    lines = text.splitlines()
+    line = lines[mark.line] if mark.line < len(lines) else ""
+    indent = line[: len(line) - len(line.lstrip(" \t"))]
+    if "\t" in indent or line[mark.column : mark.column + 1] == "\t":
+        return Problem(
+            "this is not valid YAML: a tab character; YAML indents with spaces only",
+            location=location,
+            found=f"a tab in line {mark.line + 1}",
+            expected="spaces for indentation",
+            fix="replace the tab with spaces (2 per level, like the lines around)",
+        )
+    message = f"this is not valid YAML: {err.problem}"
+    start = err.context_mark
+    fix = "check indentation and quoting near this position"
+    if err.context and start is not None and start.line != mark.line:
+        message += (
+            f" ({err.context} that starts at line {start.line + 1}, "
+            f"column {start.column + 1})"
+        )
+        fix = (
+            f"check the brackets, quotes and indentation from line "
+            f"{start.line + 1} to here"
+        )
+    elif "mapping values are not allowed" in str(err.problem):
+        fix = "indent this key like the keys above it, or quote a value that holds ': '"
+    return Problem(
+        message,
+        location=location,
+        expected="`key: value` lines, lists as `- item` lines or `[a, b]`",
+        fix=fix,
+    )
+
+
 def parse_yaml(text: str, file: str) -> YamlDocument:
     """Parse one YAML document; raise InputError with the position on failure."""
     doc = YamlDocument(file=file, data=None, root=None)
     try:
         node = yaml.compose(text, Loader=_Loader)
     except yaml.MarkedYAMLError as err:
-        mark = err.problem_mark
-        location = Location(file, mark.line + 1, mark.column + 1) if mark else None
-        raise InputError(
-            [
-                Problem(
-                    f"this is not valid YAML: {err.problem}",
-                    location=location,
-                    expected="a YAML mapping such as `domain: example.com`",
-                    fix="check indentation and quoting near this position",
-                )
-            ]
-        ) from err
+        raise InputError([_syntax_problem(err, text, file)]) from err
     except yaml.YAMLError as err:
         raise InputError(
             [Problem(f"this is not valid YAML: {err}", location=Location(file))]

@@ -15,7 +15,7 @@ import pytest
 
 from mailbridge.cli.main import main
 from mailbridge.errors import InputError
-from mailbridge.spec import load_spec
+from mailbridge.spec import load_spec, load_specs
 
 BAD = Path(__file__).parent / "bad"
 ROOT = Path(__file__).resolve().parents[2]
@@ -74,6 +74,7 @@ def test_every_error_class_has_a_case() -> None:
         "missing-key",
         "wrong-type",
         "bad-choice",
+        "tab-indent",
     } <= set(CASES)
 
 
@@ -169,3 +170,12 @@ def test_a_misspelt_domain_key_in_a_folder_is_reported_not_skipped(
     assert f"{tmp_path / 'typo.yaml'}:3:1: error: domian: unknown key 'domian'" in err
     assert "required key 'domain' is missing" in err
     assert "Pulumi" not in err and "notes.yaml" not in err
+
+
+def test_a_spec_saved_with_a_byte_order_mark_loads(tmp_path: Path) -> None:
+    # Some Windows editors start UTF-8 files with a BOM; it is not content.
+    good = (ROOT / "stacks" / "example.net.yaml").read_text()
+    spec = tmp_path / "example.net.yaml"
+    spec.write_bytes(b"\xef\xbb\xbf" + good.encode())
+
+    assert [s.spec.domain for s in load_specs([tmp_path])] == ["example.net"]
