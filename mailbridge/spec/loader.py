@@ -58,6 +58,20 @@ def find_spec_files(paths: Iterable[Path]) -> list[Path]:
     return found
 
 
+def _other_yaml(paths: Iterable[Path], most: int = 5) -> list[str]:
+    """YAML files under the folders that were skipped as not being specs."""
+    names = [
+        str(p)
+        for path in paths
+        if path.is_dir()
+        for p in sorted(path.rglob("*"))
+        if p.suffix in SPEC_SUFFIXES
+    ]
+    return names[:most] + (
+        [f"and {len(names) - most} more"] if len(names) > most else []
+    )
+
+
 def load_spec(path: Path) -> LoadedSpec:
     """Load and validate one spec file; raise InputError with every problem."""
     spec, doc = load_model(path, DomainSpec, check_spec)
@@ -69,11 +83,18 @@ def load_specs(paths: Iterable[Path]) -> list[LoadedSpec]:
 
     Two files for the same domain are an error too.
     """
+    paths = list(paths)
     files = find_spec_files(paths)
     if not files:
+        skipped = _other_yaml(paths)
         raise InputError.single(
             "no domain specs found",
             location=Location(", ".join(str(p) for p in paths) or "."),
+            found=(
+                f"only YAML files that are not specs: {', '.join(skipped)}"
+                if skipped
+                else "no *.yaml or *.yml files"
+            ),
             expected="YAML files with a top-level `version:` or `domain:` key",
             fix="name a spec file or a folder that holds specs",
         )

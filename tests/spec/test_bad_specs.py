@@ -179,3 +179,22 @@ def test_a_spec_saved_with_a_byte_order_mark_loads(tmp_path: Path) -> None:
     spec.write_bytes(b"\xef\xbb\xbf" + good.encode())
 
     assert [s.spec.domain for s in load_specs([tmp_path])] == ["example.net"]
+
+
+def test_a_folder_without_specs_names_the_yaml_it_skipped(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    (tmp_path / "notes.yaml").write_text("title: not a spec\n")
+    (tmp_path / "empty").mkdir()
+
+    with pytest.raises(SystemExit) as exited:
+        main(["validate", str(tmp_path)])
+    err = capsys.readouterr().err
+    assert exited.value.code == 2
+    assert "no domain specs found" in err
+    assert f"found:    only YAML files that are not specs: {tmp_path}/notes.yaml" in err
+
+    with pytest.raises(SystemExit) as exited:
+        main(["validate", str(tmp_path / "empty")])
+    assert exited.value.code == 2
+    assert "found:    no *.yaml or *.yml files" in capsys.readouterr().err
