@@ -14,7 +14,7 @@ from mailbridge.deploy.stacks import (
     changed_stacks,
     find_stacks,
 )
-from mailbridge.errors import InputError
+from mailbridge.errors import InputError, Location
 
 
 @click.command("stacks")
@@ -38,6 +38,13 @@ def command(ref: str | None, root: Path, as_json: bool) -> None:
     A change to a spec or a stack file touches its stack; a change to the
     code, the templates, the program or the locked dependencies touches all.
     """
+    if not (root / "stacks").is_dir():
+        raise InputError.single(
+            "this is not a mailbridge project folder: it has no stacks/ folder",
+            location=Location(str(root)),
+            expected="the folder that holds Pulumi.yaml and stacks/",
+            fix="run the command there, or name it with --root",
+        )
     stacks = find_stacks(root)
     if ref is None:
         selected = [ChangedStack(stack) for stack in stacks]
@@ -46,7 +53,9 @@ def command(ref: str | None, root: Path, as_json: bool) -> None:
             paths = changed_since(root, ref)
         except GitError as err:
             raise InputError.single(
-                str(err),
+                f"cannot list the changes since {ref!r} ({str(err).rstrip(': ')})",
+                location=Location(str(root)),
+                found=ref,
                 expected="a Git revision such as origin/main or HEAD~1",
                 fix="fetch the revision first (CI: a full clone, fetch-depth 0)",
             ) from err

@@ -65,3 +65,13 @@ def test_wants_json_reads_options_before_the_separator() -> None:
     assert wants_json(["records", "--format", "json", "x"])
     assert not wants_json(["records", "--format", "zone", "x"])
     assert not wants_json(["validate", "--", "--json"])
+
+
+def test_stacks_outside_a_project_is_bad_input_not_an_empty_list(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert run(["stacks", "--root", str(tmp_path)]) == 2
+    out, err = capsys.readouterr()
+    assert out == ""
+    assert f"{tmp_path}: error: (document): this is not a mailbridge project" in err
+    assert "fix:      run the command there, or name it with --root" in err
