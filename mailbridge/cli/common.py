@@ -12,6 +12,7 @@ from typing import Any
 import click
 
 from mailbridge.errors import InputError, Location
+from mailbridge.fsutil import write_atomic
 
 spec_paths = click.argument(
     "paths",
@@ -42,4 +43,36 @@ def writing(path: Path) -> Iterator[None]:
             found=str(err.filename) if err.filename else None,
             expected="a path whose folder exists and may be written",
             fix="create the folder, or choose another path",
+        ) from err
+
+
+def write_output(path: Path, text: str, example: str = "output") -> None:
+    """Write a command's output file whole or not at all, into an existing folder.
+
+    An earlier version of the file stays as it was when the write fails.
+    """
+    if path.is_dir():
+        raise InputError.single(
+            "cannot write here: this is a folder",
+            location=Location(str(path)),
+            expected="the path of a file",
+            fix=f"name a file inside it, such as {path / example}",
+        )
+    if not path.parent.is_dir():
+        raise InputError.single(
+            "cannot write here: No such file or directory",
+            location=Location(str(path)),
+            found=f"no folder {path.parent}",
+            expected="a path whose folder exists and may be written",
+            fix="create the folder, or choose another path",
+        )
+    try:
+        write_atomic(path, text.encode("utf-8"))
+    except OSError as err:
+        raise InputError.single(
+            f"cannot write here: {err.strerror or err}",
+            location=Location(str(path)),
+            found=f"folder {path.parent}",
+            expected="a folder this user may write to",
+            fix="choose another path, or make the folder writable",
         ) from err

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import click
 
-from mailbridge.cli.common import writing
+from mailbridge.cli.common import write_output
 from mailbridge.routing import build_graph
 from mailbridge.routing.dot import to_dot
 from mailbridge.spec import load_specs
@@ -79,6 +79,5 @@ def command(paths: tuple[Path, ...], output_format: str, output: Path | None) ->
     if output is None:
         click.echo(text, nl=False)
         return
-    with writing(output):
-        output.write_text(text, encoding="utf-8")
+    write_output(output, text, f"routing.{output_format}")
     click.echo(f"wrote {output} ({len(graph.nodes)} nodes)", err=True)

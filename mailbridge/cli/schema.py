@@ -7,7 +7,7 @@ from pathlib import Path
 
 import click
 
-from mailbridge.cli.common import writing
+from mailbridge.cli.common import write_output
 from mailbridge.spec import DomainSpec
 
 
@@ -26,5 +26,4 @@ def command(output: Path | None) -> None:
     if output is None:
         click.echo(text, nl=False)
     else:
-        with writing(output):
-            output.write_text(text, encoding="utf-8")
+        write_output(output, text, "spec.schema.json")

@@ -38,3 +38,27 @@ def test_schema_into_a_missing_folder_exits_two(
 
     assert exited.value.code == 2
     assert capsys.readouterr().err.startswith(f"{target}: error: (document): cannot")
+
+
+def test_schema_onto_a_folder_names_a_file_inside_it(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    with pytest.raises(SystemExit) as exited:
+        main(["schema", "-o", str(tmp_path)])
+
+    assert exited.value.code == 2
+    err = capsys.readouterr().err
+    assert (
+        f"fix:      name a file inside it, such as {tmp_path}/spec.schema.json" in err
+    )
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_schema_replaces_an_earlier_file_whole(tmp_path: Path) -> None:
+    target = tmp_path / "spec.schema.json"
+    target.write_text("x" * 100_000)
+
+    main(["schema", "-o", str(target)])
+
+    assert json.loads(target.read_text()) == spec_schema()
+    assert [p.name for p in tmp_path.iterdir()] == ["spec.schema.json"]
