@@ -18,8 +18,10 @@ environment variable, read when the sidecar starts. A minimal config::
 
 from __future__ import annotations
 
+import ipaddress
 import os
 import re
+import urllib.parse
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Annotated, Literal
@@ -328,6 +330,17 @@ def _account_problems(account: Account, base: FieldPath) -> list[Problem]:
                     fix="use TLS; only for a test server, add `insecure: true`",
                 )
             )
+    urls: list[tuple[FieldPath, str]] = []
+    for name, client in (
+        ("pop3", account.pop3.oauth2),
+        ("gmail_api", account.gmail_api.oauth2 if account.gmail_api else None),
+        ("imap", account.imap.oauth2 if account.imap else None),
+    ):
+        if client is not None:
+            urls.append(((*base, name, "oauth2", "token_url"), client.token_url))
+    if account.gmail_api is not None:
+        urls.append(((*base, "gmail_api", "api_url"), account.gmail_api.api_url))
+    problems.extend(_url_problem(path, url) for path, url in urls if _bad_url(url))
     if account.via == Via.IMAP:
         imap = account.imap or IMAPTarget()
         if imap.password is None and imap.oauth2 is None:
@@ -335,6 +348,33 @@ def _account_problems(account: Account, base: FieldPath) -> list[Problem]:
                 _missing(base, "imap", "the IMAP target needs a password or oauth2")
             )
     return problems
+
+
+def _bad_url(url: str) -> bool:
+    """Tokens and mail go over https; plain http only to this machine (a
+    local stand-in or proxy), where nothing crosses a network."""
+    parts = urllib.parse.urlsplit(url)
+    if parts.scheme == "https" and parts.hostname:
+        return False
+    if parts.scheme != "http" or not parts.hostname:
+        return True
+    host = parts.hostname
+    if host == "localhost":
+        return False
+    try:
+        return not ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return True
+
+
+def _url_problem(path: FieldPath, url: str) -> Problem:
+    return Problem(
+        "this URL would carry OAuth2 secrets or mail without TLS",
+        path=path,
+        found=url,
+        expected="an https:// URL (http:// only to localhost or 127.0.0.1)",
+        fix="use the https:// address of the service",
+    )
 
 
 def _missing(base: FieldPath, key: str, message: str) -> Problem:

@@ -7,14 +7,21 @@ import hmac
 import socket
 import ssl
 
-from .errors import NetworkError, TLSVerifyError
+from .errors import ConfigError, NetworkError, TLSVerifyError
 
 
 def client_context(ca_file: str | None) -> ssl.SSLContext:
     """System CAs plus `ca_file`; host names and chains are always checked."""
     context = ssl.create_default_context()
     if ca_file is not None:
-        context.load_verify_locations(cafile=ca_file)
+        try:
+            context.load_verify_locations(cafile=ca_file)
+        except (OSError, ssl.SSLError) as err:
+            reason = err.strerror if isinstance(err, OSError) and err.strerror else err
+            raise ConfigError(
+                f"ca_file {ca_file} cannot be used: {reason}; it must be a "
+                "readable file of PEM certificates"
+            ) from err
     return context
 
 
@@ -30,7 +37,11 @@ def wrap(
     fingerprint: str | None,
 ) -> ssl.SSLSocket:
     """Handshake on `sock`; a failed check raises TLSVerifyError."""
-    context = client_context(ca_file)
+    try:
+        context = client_context(ca_file)
+    except ConfigError:
+        sock.close()
+        raise
     try:
         tls = context.wrap_socket(sock, server_hostname=host)
     except ssl.SSLCertVerificationError as err:

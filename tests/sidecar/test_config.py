@@ -81,6 +81,65 @@ def test_tls_none_without_insecure_is_refused(tmp_path: Path) -> None:
     assert "insecure: true" in caught.value.to_text()
 
 
+GMAIL = """\
+version: 1
+accounts:
+  - name: isp
+    pop3:
+      host: pop.isp.example
+      username: alice
+      oauth2:
+        client_id: pop
+        client_secret: {env: A}
+        refresh_token: {env: B}
+        token_url: POP3_TOKEN_URL
+    deliver_to: alice@gmail.example
+    gmail_api:
+      api_url: API_URL
+      oauth2:
+        client_id: gmail
+        client_secret: {env: A}
+        refresh_token: {env: B}
+        token_url: GMAIL_TOKEN_URL
+"""
+
+
+@pytest.mark.parametrize(
+    ("url", "refused"),
+    [
+        ("https://oauth2.googleapis.com/token", False),
+        ("http://127.0.0.1:8080/token", False),
+        ("http://localhost/token", False),
+        ("http://[::1]:8080/token", False),
+        ("http://oauth2.example/token", True),
+        ("http://10.0.0.1/token", True),
+        ("ftp://oauth2.example/token", True),
+        ("oauth2.example/token", True),
+    ],
+)
+def test_oauth2_and_api_urls_need_tls_off_this_machine(
+    tmp_path: Path, url: str, refused: bool
+) -> None:
+    good = "https://svc.example/x"
+    fields = ("POP3_TOKEN_URL", "API_URL", "GMAIL_TOKEN_URL")
+    for index, field in enumerate(fields):
+        text = GMAIL
+        for other in fields:
+            text = text.replace(other, url if other == field else good)
+        path = _write(tmp_path, text)
+        if not refused:
+            load_config(path)
+            continue
+        with pytest.raises(InputError) as caught:
+            load_config(path)
+        report = caught.value.to_text()
+        assert "OAuth2 secrets or mail without TLS" in report
+        where = ["pop3.oauth2.token_url", "gmail_api.api_url"]
+        where.append("gmail_api.oauth2.token_url")
+        assert f"accounts[0].{where[index]}" in report
+        assert report.count("without TLS") == 1
+
+
 def test_secret_sources_read_files_and_environment(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from mailbridge.sidecar.errors import AuthError, TLSVerifyError
+from mailbridge.sidecar.errors import AuthError, ConfigError, TLSVerifyError
 from mailbridge.sidecar.pop3 import POP3Client
 from mailbridge.spec.models import TLSMode
 from tests.servers.dovecot import DovecotServer, make_certificates
@@ -103,3 +103,16 @@ def test_a_certificate_for_another_name_is_refused(tmp_path: Path) -> None:
 def test_an_unknown_ca_is_refused(dovecot: DovecotServer) -> None:
     with pytest.raises(TLSVerifyError, match="certificate rejected"):
         _client(dovecot, ca_file=None).connect()
+
+
+@pytest.mark.parametrize("content", [None, b"not a certificate\n"])
+def test_a_ca_file_that_cannot_be_used_is_a_config_error(
+    dovecot: DovecotServer, tmp_path: Path, content: bytes | None
+) -> None:
+    ca_file = tmp_path / "ca.pem"
+    if content is not None:
+        ca_file.write_bytes(content)
+    with pytest.raises(ConfigError) as caught:
+        _client(dovecot, ca_file=str(ca_file)).connect()
+    assert f"ca_file {ca_file} cannot be used" in str(caught.value)
+    assert caught.value.kind == "config"
