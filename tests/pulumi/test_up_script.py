@@ -88,3 +88,43 @@ def test_unknown_stack_names_the_stacks(checkout: Path) -> None:
     assert "no stack file stacks/Pulumi.example.org.yaml" in done.stderr
     assert "example.com" in done.stderr and "example.net" in done.stderr
     assert "Traceback" not in done.stderr
+
+
+def test_a_secret_set_in_the_local_stack_is_deployed(checkout: Path) -> None:
+    """The commands docs/howto-new-domain.md gives to set a real secret value."""
+    state = checkout / ".pulumi-state"
+    env = clean_env(
+        PULUMI_BACKEND_URL=f"file://{state}/backend",
+        PULUMI_HOME=str(state / "home"),
+        PULUMI_CONFIG_PASSPHRASE_FILE=str(state / "passphrase"),
+        PULUMI_SKIP_UPDATE_CHECK="true",
+    )
+    value = "srs-value-set-by-hand-0123456789"
+    subprocess.run(
+        [
+            "pulumi",
+            "-C",
+            ".pulumi-state",
+            "config",
+            "set",
+            "--stack",
+            "example.com",
+            "--secret",
+            "--path",
+            "mailbridge:secrets.srs-2026a",
+        ],
+        input=value,
+        cwd=checkout,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=True,
+    )
+    working = (state / "stacks/Pulumi.example.com.yaml").read_text()
+    assert value not in working and "secure:" in working
+    done = _up(checkout)
+    assert done.returncode == 0, done.stderr[-3000:]
+    secret_file = checkout / "build/host/etc/postsrsd.secret"
+    assert value in secret_file.read_text()
+    assert value not in done.stdout + done.stderr
