@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from mailbridge.errors import InputError
 
 from .config import Account
-from .errors import ConfigError, PermanentError, SidecarError, TemporaryError
+from .errors import ConfigError, PermanentError, SidecarError
 from .message import SpooledMessage
 from .metrics import SidecarMetrics
 from .oauth import TokenSource
@@ -370,7 +370,7 @@ class AccountPoller:
             target_id = self._target.deliver(message, envelope)
         except PermanentError as err:
             return self._quarantine_message(message, uidl, str(err))
-        except TemporaryError as err:
+        except SidecarError as err:
             if err.not_delivered:
                 self._store.mark(self.name, uidl, MessageState.SPOOLED)
             raise

@@ -7,6 +7,10 @@ class SidecarError(Exception):
     """Base of every failure the sidecar handles; `kind` labels metrics."""
 
     kind = "error"
+    # True when the target surely did not take the message (a refused
+    # connection, an SMTP 4xx, a break before the final dot): after such a
+    # failure no probe or "delivery ambiguous" warning is needed.
+    not_delivered = False
 
 
 class TemporaryError(SidecarError):
@@ -23,8 +27,6 @@ class TemporaryError(SidecarError):
     ) -> None:
         super().__init__(message)
         self.retry_after = retry_after
-        # True when the target surely did not take the message (an SMTP 4xx,
-        # a break before the final dot): no probe or warning is needed later.
         self.not_delivered = not_delivered
 
 

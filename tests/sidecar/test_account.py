@@ -234,3 +234,38 @@ def test_a_missing_secret_is_a_config_error_not_a_crash(
     assert f"environment variable {env_for(user_name)} is not set" in str(outcome)
     assert sidecar.store.account("acct").failures == 1
     sidecar.close()
+
+
+def test_an_unreachable_target_leaves_nothing_ambiguous(
+    dovecot: DovecotServer,
+    smtp_sink: SmtpSink,
+    user_name: str,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """No connection to the relay means the message surely did not go: it
+    is not left `delivering`, so the next poll sends it without a
+    "delivery ambiguous" warning (kept for real doubt)."""
+    monkeypatch.setenv(env_for(user_name), dovecot.add_user(user_name))
+    dovecot.deliver(user_name, make_message("closed", 1))
+    closed = socket.socket()
+    closed.bind(("127.0.0.1", 0))
+    port = closed.getsockname()[1]
+    closed.close()  # nothing listens there now
+    config = write_config(tmp_path, [_smtp_account(dovecot, user_name, port)])
+    sidecar = Sidecar(load_config(config))
+    failed = sidecar.run_once()["acct"]
+    assert isinstance(failed, TemporaryError) and failed.not_delivered, failed
+    (row,) = sidecar.store.messages("acct").values()
+    assert row.state == MessageState.SPOOLED
+    sidecar.close()
+
+    caplog.set_level("INFO", logger="mailbridge")
+    config = write_config(tmp_path, [_smtp_account(dovecot, user_name, smtp_sink.port)])
+    sidecar = Sidecar(load_config(config))
+    result = _result(sidecar.run_once()["acct"])
+    sidecar.close()
+    assert (result.delivered, result.deleted) == (1, 1)
+    assert "delivery ambiguous" not in caplog.text
+    assert len(smtp_sink.wait_for(1)) == 1

@@ -13,7 +13,13 @@ from typing import IO, cast
 from mailbridge.spec.models import TLSMode
 
 from ..config import IMAPTarget
-from ..errors import AuthError, NetworkError, PermanentError, ProtocolError
+from ..errors import (
+    AuthError,
+    NetworkError,
+    PermanentError,
+    ProtocolError,
+    SidecarError,
+)
 from ..message import CHUNK, SpooledMessage
 from ..oauth import TokenSource
 from ..tls import wrap
@@ -256,7 +262,12 @@ class IMAPDelivery:
         return session
 
     def deliver(self, message: SpooledMessage, envelope: Envelope) -> str | None:
-        session = self._open()
+        try:
+            session = self._open()
+        except SidecarError as err:
+            # Not even logged in: nothing was appended, nothing to probe.
+            err.not_delivered = True
+            raise
         try:
             return session.append(self._settings.folder, message)
         except (NetworkError, ProtocolError):

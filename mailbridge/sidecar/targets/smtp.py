@@ -14,6 +14,7 @@ from ..errors import (
     AuthError,
     NetworkError,
     PermanentError,
+    SidecarError,
     TemporaryError,
     TLSVerifyError,
 )
@@ -76,7 +77,12 @@ class SMTPDelivery:
         return smtp
 
     def deliver(self, message: SpooledMessage, envelope: Envelope) -> str | None:
-        smtp = self._session()
+        try:
+            smtp = self._session()
+        except SidecarError as err:
+            # No session, no message sent: nothing ambiguous to probe later.
+            err.not_delivered = True
+            raise
         sent_dot = False
         sender, options = self._mail_from(smtp, envelope.sender)
         try:
