@@ -60,3 +60,43 @@ def test_preview_without_a_team_backend(tmp_path: Path) -> None:
     assert (runner_temp / "pulumi-state/.pulumi").is_dir()
     for value in EXAMPLE_SECRETS.values():
         assert value not in plan
+
+
+def _deploy(
+    checkout: Path, tmp_path: Path, **secrets: str
+) -> subprocess.CompletedProcess[str]:
+    env = clean_env(
+        PULUMI_BACKEND_URL="",
+        PULUMI_SKIP_UPDATE_CHECK="true",
+        STACK="example.com",
+        **secrets,
+    )
+    return subprocess.run(
+        ["bash", "-e", "-c", _step("deploy", "pulumi up")["run"]],
+        cwd=checkout,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=600,
+        check=False,
+    )
+
+
+def test_deploy_without_a_team_backend_never_invents_secrets(tmp_path: Path) -> None:
+    """scripts/up would give a missing secret a random value: CI refuses first."""
+    require_engine()
+    checkout = copy_checkout(tmp_path / "checkout")
+    secrets = {env_name(name): value for name, value in EXAMPLE_SECRETS.items()}
+    lacking = dict(secrets)
+    lacking.pop(env_name("alice-password"))
+    refused = _deploy(checkout, tmp_path, **lacking)
+    assert refused.returncode == 1
+    assert refused.stdout.startswith("::error::stack example.com: no value for ")
+    assert env_name("alice-password") in refused.stdout
+    assert not (checkout / ".pulumi-state").exists()
+
+    done = _deploy(checkout, tmp_path, **secrets)
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+    assert "set example secret" not in done.stdout
+    host = checkout / "build/host"
+    assert EXAMPLE_SECRETS["srs-2026a"] in (host / "etc/postsrsd.secret").read_text()
