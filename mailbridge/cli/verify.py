@@ -52,6 +52,18 @@ def subjects_from(
     for target in targets:
         if Path(target).exists():
             continue
+        if target.lower().endswith((".yaml", ".yml")) or "/" in target:
+            # A mistyped spec path is not a domain to check live.
+            problems.append(
+                Problem(
+                    f"no such spec file or folder: {target}",
+                    location=Location(target),
+                    expected="an existing spec file or folder, or a domain name",
+                    found=target,
+                    fix="check the path (spec files are stacks/<domain>.yaml)",
+                )
+            )
+            continue
         try:
             subjects.append(Subject(normalize_hostname(target)))
         except FieldValueError as err:

@@ -229,6 +229,8 @@ def test_bare_domain(world: World, capsys: pytest.CaptureFixture[str]) -> None:
         (["good.test", "--ports", "smtp=abc"], "service=port"),
         (["good.test", "--services", "smtp,gopher"], "unknown services"),
         (["not a domain"], "neither a spec file nor a domain"),
+        (["stacks/no-such.test.yaml"], "no such spec file or folder"),
+        (["good.test.yaml"], "no such spec file or folder: good.test.yaml"),
     ],
 )
 def test_bad_input_exits_2(
