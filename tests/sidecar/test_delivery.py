@@ -3,15 +3,20 @@ IMAP as targets."""
 
 from __future__ import annotations
 
+import os
+import shutil
+import tempfile
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
 from mailbridge.sidecar.account import PollResult
 from mailbridge.sidecar.config import load_config
+from mailbridge.sidecar.errors import ProtocolError
 from mailbridge.sidecar.service import Sidecar
 from mailbridge.sidecar.state import MessageState
-from tests.servers.dovecot import DovecotServer
+from tests.servers.dovecot import DovecotServer, make_certificates
 from tests.sidecar.helpers import (
     SmtpSink,
     env_for,
@@ -207,3 +212,74 @@ def test_a_non_ascii_return_path_does_not_stop_the_account(
         "<utf8.1@source.example>": b"<>",
         "<utf8.2@source.example>": b"<sender2@source.example>",
     }
+
+
+class QuotaDovecot(DovecotServer):
+    """The test Dovecot with a 30 KB quota per user, for a full target."""
+
+    def write_config(self) -> None:
+        super().write_config()
+        with self.config_path.open("a") as config:
+            config.write(
+                "mail_plugins = $mail_plugins quota\n"
+                "plugin {\n"
+                "  quota = count:User quota\n"
+                "  quota_vsizes = yes\n"
+                "  quota_rule = *:storage=30K\n"
+                "}\n"
+            )
+
+
+@pytest.fixture(scope="module")
+def full_dovecot() -> Iterator[QuotaDovecot]:
+    root = Path(tempfile.mkdtemp(prefix="mailbridge-quota-"))
+    os.chmod(root, 0o755)
+    certs = make_certificates(root)
+    os.chmod(certs.key_file, 0o600)
+    server = QuotaDovecot(root=root, certs=certs)
+    server.start()
+    try:
+        yield server
+    finally:
+        server.stop()
+        shutil.rmtree(root, ignore_errors=True)
+
+
+def test_a_full_imap_target_is_retried_not_quarantined(
+    dovecot: DovecotServer,
+    full_dovecot: QuotaDovecot,
+    user_name: str,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """APPEND refused with NO [OVERQUOTA] is the inbox's state, not the
+    message's fault: the message stays spooled and on the POP3 server, and
+    goes once there is room; nothing lands in quarantine."""
+    monkeypatch.setenv(env_for(user_name), dovecot.add_user(user_name))
+    inbox = user_name + "-inbox"
+    monkeypatch.setenv(env_for(inbox), full_dovecot.add_user(inbox))
+    dovecot.deliver(user_name, make_message("quota", 1, 15_000))
+    dovecot.deliver(user_name, make_message("quota", 2, 20_000))
+    account = {
+        "name": "full",
+        "pop3": pop3_block(dovecot, user_name),
+        "deliver_to": "alice@gmail.example",
+        "via": "imap",
+        "imap": imap_block(full_dovecot, inbox),
+    }
+    sidecar = Sidecar(load_config(write_config(tmp_path, [account])))
+    failed = sidecar.run_once()["full"]
+    assert isinstance(failed, ProtocolError), failed
+    assert "OVERQUOTA" in str(failed) and failed.not_delivered
+    states = {r.state for r in sidecar.store.messages("full").values()}
+    assert states == {MessageState.DELETED, MessageState.SPOOLED}
+    assert len(full_dovecot.messages(inbox)) == 1
+    assert len(dovecot.messages(user_name)) == 1
+    assert not (tmp_path / "quarantine").exists()
+
+    full_dovecot.clear(inbox)  # room again
+    result = sidecar.run_once()["full"]
+    assert isinstance(result, PollResult), result
+    assert (result.delivered, result.deleted, result.quarantined) == (1, 1, 0)
+    assert message_ids(full_dovecot.messages(inbox)) == ["<quota.2@source.example>"]
+    sidecar.close()

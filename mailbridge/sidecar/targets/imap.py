@@ -8,7 +8,7 @@ import hashlib
 import logging
 import re
 import socket
-from typing import IO, cast
+from typing import IO, NoReturn, cast
 
 from mailbridge.spec.models import TLSMode
 
@@ -30,6 +30,13 @@ log = logging.getLogger(__name__)
 _TAGGED = re.compile(rb"^(A\d+) (OK|NO|BAD)\b ?(.*)$", re.DOTALL)
 _APPENDUID = re.compile(rb"\[APPENDUID (\d+) (\d+)\]")
 _LITERAL = re.compile(rb"\{(\d+)\}$")
+_CODE = re.compile(rb"^\[([A-Z-]+)[] ]")
+# Response codes (RFC 3501, RFC 5530) of a NO that a later try may not get:
+# the folder is missing, the mailbox is full, the server is busy or broken.
+# Any other NO refuses this message for good (quarantine).
+_RETRY_CODES = frozenset(
+    {b"TRYCREATE", b"OVERQUOTA", b"UNAVAILABLE", b"INUSE", b"SERVERBUG"}
+)
 # Messages without a Message-ID compared in full at most this many at a time.
 MAX_CANDIDATES = 20
 
@@ -105,6 +112,10 @@ class IMAPSession:
         )
         line = self._readline()
         if not line.startswith(b"+"):
+            # Refused on its announced size alone (a full mailbox, a limit).
+            match = _TAGGED.match(line)
+            if match and match.group(1) == tag.encode():
+                self._append_refused(match.group(2), match.group(3))
             self._raise_for(tag, line, "APPEND")
         assert self._sock is not None
         try:
@@ -115,13 +126,23 @@ class IMAPSession:
             raise NetworkError(f"imap host={self.host} APPEND broke: {err}") from err
         status, text, _ = self._until_tagged(tag)
         if status != b"OK":
-            if status == b"NO" and b"[TRYCREATE]" not in text:
-                raise PermanentError(
-                    f"imap host={self.host} APPEND rejected: {_text(text)}"
-                )
-            raise ProtocolError(f"imap host={self.host} APPEND failed: {_text(text)}")
+            self._append_refused(status, text)
         match = _APPENDUID.search(text)
         return f"{int(match.group(1))}:{int(match.group(2))}" if match else None
+
+    def _append_refused(self, status: bytes, text: bytes) -> NoReturn:
+        """A tagged NO or BAD to APPEND: the message was surely not appended.
+        A NO is permanent unless its response code says a later try may
+        succeed."""
+        code = _CODE.match(text)
+        if status == b"NO" and not (code and code.group(1) in _RETRY_CODES):
+            raise PermanentError(
+                f"imap host={self.host} APPEND rejected: {_text(text)}"
+            )
+        raise ProtocolError(
+            f"imap host={self.host} APPEND failed: {_text(text)}",
+            not_delivered=True,
+        )
 
     def search(self, folder: str, criteria: str) -> list[int]:
         """UIDs in `folder` matching IMAP SEARCH `criteria` (read-only)."""
