@@ -209,3 +209,50 @@ def test_mailbridge_secrets_reach_the_pulumi_steps(
     assert values["MAILBRIDGE_SECRET_SSH_KEY"] == given["MAILBRIDGE_SECRET_SSH_KEY"]
     assert values["AWS_ACCESS_KEY_ID"] == "AKIATEST"
     assert set(values) == {"MAILBRIDGE_SECRET_SSH_KEY", "AWS_ACCESS_KEY_ID"}
+
+
+def test_scheduled_verify_without_any_dns_answer_is_no_drift(
+    workflow: dict[str, Any], tmp_path: Path
+) -> None:
+    """The step as GitHub runs it, its resolver a socket that never answers."""
+    import shutil
+    import socket
+
+    (step,) = [
+        s for s in workflow["jobs"]["verify"]["steps"] if s.get("id") == "verify"
+    ]
+    (tmp_path / "stacks").mkdir()
+    shutil.copy(ROOT / "stacks/example.com.yaml", tmp_path / "stacks")
+    (tmp_path / ".venv").symlink_to(ROOT / ".venv")
+    (tmp_path / "stacks.json").write_text(
+        json.dumps([{"stack": "example.com", "spec": "stacks/example.com.yaml"}])
+    )
+    output = tmp_path / "github-output"
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as silent:
+        silent.bind(("127.0.0.1", 0))
+        env = {
+            **os.environ,
+            "GITHUB_OUTPUT": str(output),
+            "SERVICES": "imaps",
+            "RESOLVER": f"127.0.0.1:{silent.getsockname()[1]}",
+        }
+        done = subprocess.run(
+            ["bash", "-e", "-c", step["run"]],
+            cwd=tmp_path,
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=120,
+            check=False,
+        )
+    assert done.returncode == 0, done.stderr
+    assert "verify: no DNS answer at all" in done.stderr
+    assert "example.com" in (tmp_path / "verify.txt").read_text()
+    # Not 1: the drift issue is opened only for findings; the job fails.
+    assert output.read_text().strip() == "status=3"
+    (drift,) = [
+        s
+        for s in workflow["jobs"]["verify"]["steps"]
+        if s.get("name") == "Open or update the drift issue"
+    ]
+    assert drift["if"] == "steps.verify.outputs.status == '1'"
