@@ -22,6 +22,10 @@ from mailbridge.spec.models import DomainSpec
 from mailbridge.spec.types import FieldValueError, normalize_hostname
 
 VALUE_WIDTH = 48
+# Values up to this length are shown whole, folded over lines: SPF and
+# DMARC must be read in full. Longer ones (DKIM keys) are cut; the zone and
+# JSON formats give them whole.
+VALUE_SHOWN = 200
 PIPE_WIDTH = 160
 _LEVEL_STYLE = {
     Level.REQUIRED: "bold",
@@ -36,9 +40,9 @@ def default_keys_dir(spec_path: Path) -> Path:
 
 
 def _shorten(value: str) -> str:
-    if len(value) <= VALUE_WIDTH:
+    if len(value) <= VALUE_SHOWN:
         return value
-    return value[: VALUE_WIDTH - 1] + "…"
+    return value[: VALUE_WIDTH - 1] + "… (whole in --format zone)"
 
 
 def _print_table(spec: DomainSpec, records: list[Record]) -> None:

@@ -45,6 +45,9 @@ def test_table_without_keys_warns_loudly(
     assert "mx: mx1.example.com" in out
     assert "WARNING: s2026a._domainkey.example.com TXT is a PLACEHOLDER" in err
     assert str(spec_file.parent / "keys") in err
+    # SPF and DMARC are shown whole (folded), not cut short.
+    assert "include:_spf.google.com" in out and '-all"' in out
+    assert 'rua=mailto:dmarc@example.com"' in out
 
 
 def test_generate_keys_into_the_default_folder(
