@@ -8,8 +8,12 @@ from pathlib import Path
 import pulumi
 
 from components.domain import MailDomain, MailDomainArgs
-from mailbridge.errors import InputError
+from mailbridge.deploy.program import secret_refs
+from mailbridge.errors import InputError, Location, Problem
+from mailbridge.secrets import SecretStore, env_name
 from mailbridge.spec import load_spec
+from mailbridge.spec.models import DomainSpec
+from mailbridge.spec.types import secret_name
 
 
 def run(project_dir: Path | None = None) -> MailDomain:
@@ -22,14 +26,20 @@ def run(project_dir: Path | None = None) -> MailDomain:
     """
     root = project_dir or Path.cwd()
     config = pulumi.Config("mailbridge")
+    spec_path = root / config.require("spec")
     try:
-        spec = load_spec(root / config.require("spec")).spec
+        spec = load_spec(spec_path).spec
         peers = [
             load_spec(root / path).spec for path in (config.get_object("peers") or [])
         ]
     except InputError as err:
         raise pulumi.RunError(err.to_text()) from err
-    secrets: pulumi.Input[Mapping[str, str]] = config.get_secret_object("secrets") or {}
+    given: pulumi.Input[Mapping[str, str]] = config.get_secret_object("secrets") or {}
+    # Every secret is checked before anything uses one: a missing value stops
+    # the run with all the names and the fix, not a traceback.
+    secrets = pulumi.Output.from_input(given).apply(
+        lambda values: require_secrets(spec_path, spec, values)
+    )
     domain = MailDomain(
         spec.domain,
         MailDomainArgs(spec, secrets=secrets, peers=peers, project_dir=str(root)),
@@ -42,3 +52,26 @@ def run(project_dir: Path | None = None) -> MailDomain:
     pulumi.export("dkim", domain.selectors)
     pulumi.export("signing", domain.signing)
     return domain
+
+
+def require_secrets(
+    spec_path: Path, spec: DomainSpec, values: Mapping[str, str] | None
+) -> Mapping[str, str]:
+    """`values`, once every `secret:NAME` of the spec has a value here or in the env.
+
+    Raises pulumi.RunError (shown without a traceback) naming each missing one.
+    """
+    store = SecretStore(values=dict(values or {}))
+    missing = [secret_name(ref) for ref in secret_refs(spec) if store.get(ref) is None]
+    if missing:
+        problem = Problem(
+            "secret values are missing: " + ", ".join(missing),
+            location=Location(str(spec_path)),
+            expected="a value for each `secret:NAME` the spec names, in the "
+            "stack config or the environment",
+            fix="for each NAME: `pulumi config set --secret --path "
+            "mailbridge:secrets.NAME` (it asks for the value), or export "
+            + ", ".join(env_name(name) for name in missing),
+        )
+        raise pulumi.RunError(InputError([problem]).to_text())
+    return dict(values or {})

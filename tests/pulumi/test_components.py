@@ -135,3 +135,23 @@ def test_second_example_signs_with_both_algorithms(
     assert sorted(p.name for p in keys.iterdir()) == ["s2026a.key", "s2026b.key"]
     zone = (project / "build/dns/example.net.zone").read_text()
     assert "s2026a._domainkey" in zone and "s2026b._domainkey" in zone
+
+
+def test_missing_secrets_stop_the_run_naming_each(
+    project: Path, deploy: Deploy, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from mailbridge.secrets import env_name
+
+    secrets = dict(EXAMPLE_SECRETS)
+    secrets.pop("alice-password")
+    secrets.pop("srs-2026a")
+    for name in ("alice-password", "srs-2026a"):
+        monkeypatch.delenv(env_name(name), raising=False)
+    with pytest.raises(pulumi.RunError) as caught:
+        deploy(project, secrets=secrets)
+    text = str(caught.value)
+    assert "example.com.yaml: error:" in text
+    assert "secret values are missing: alice-password, srs-2026a" in text
+    assert "--path mailbridge:secrets.NAME" in text
+    assert "MAILBRIDGE_SECRET_ALICE_PASSWORD, MAILBRIDGE_SECRET_SRS_2026A" in text
+    assert not (project / "build/host").exists()

@@ -336,3 +336,23 @@ def test_secrets_from_the_environment_stay_out_of_the_state(
         assert value not in state
         assert value not in done.stdout + done.stderr
     assert "PRIVATE KEY" not in state
+
+
+def test_a_missing_secret_is_named_without_a_traceback(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    require_engine()
+    from mailbridge.secrets import env_name
+
+    monkeypatch.delenv(env_name("alice-password"), raising=False)
+    secrets = {k: v for k, v in EXAMPLE_SECRETS.items() if k != "alice-password"}
+    project = make_project(tmp_path, secrets)
+    done = project.run(
+        "up", "--yes", "--skip-preview", "--stack", project.stack, check=False
+    )
+    text = done.stdout + done.stderr
+    assert done.returncode != 0
+    assert "secret values are missing: alice-password" in text, text[-3000:]
+    assert "pulumi config set --secret --path mailbridge:secrets.NAME" in text
+    assert "Traceback" not in text
+    assert not (project.root / "build/host").exists()
