@@ -57,6 +57,6 @@ def _missing(refs: list[str]) -> InputError:
     return InputError.single(
         "secret values are missing: " + ", ".join(names),
         expected="a value for each secret reference the spec uses",
-        fix="set them with `pulumi config set --secret mailbridge:secrets.NAME "
+        fix="set them with `pulumi config set --secret --path mailbridge:secrets.NAME "
         "VALUE`, or export " + ", ".join(env_name(n) for n in names),
     )

@@ -107,3 +107,16 @@ def test_local_state_merge_keeps_salt_and_secrets(tmp_path: Path) -> None:
     assert localstate_main(["merge", str(tracked_file), str(working_file)]) == 0
     assert yaml.safe_load(working_file.read_text()) == tracked
     assert localstate_main(["nonsense"]) == 2
+
+
+def test_the_missing_secrets_fix_sets_the_object_the_program_reads() -> None:
+    """Without --path, `mailbridge:secrets.NAME` is a key of its own, unread."""
+    import pytest
+
+    from mailbridge.errors import InputError
+
+    with pytest.raises(InputError) as caught:
+        SecretStore(values={}, environ={}).require(["secret:alice-password"])
+    fix = caught.value.problems[0].fix or ""
+    assert "pulumi config set --secret --path mailbridge:secrets.NAME" in fix
+    assert "MAILBRIDGE_SECRET_ALICE_PASSWORD" in fix
