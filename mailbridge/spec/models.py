@@ -12,9 +12,9 @@ A minimal spec::
 from __future__ import annotations
 
 import enum
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, field_validator
 
 from mailbridge.spec.types import (
     AddressPattern,
@@ -303,9 +303,21 @@ class Route53DNS(Model):
     ttl: int = Field(3600, ge=60)
 
 
+def _backend_default(name: str) -> BeforeValidator:
+    """Without `backend:`, a mapping means the default backend, as documented."""
+
+    def fill(value: Any) -> Any:
+        if isinstance(value, dict) and "backend" not in value:
+            return {"backend": name, **value}
+        return value
+
+    return BeforeValidator(fill)
+
+
 DNSBackend = Annotated[
     ZoneFileDNS | RFC2136DNS | CloudflareDNS | Route53DNS,
     Field(discriminator="backend"),
+    _backend_default("zonefile"),
 ]
 
 
@@ -326,7 +338,9 @@ class SSHHost(Model):
     reload: bool = True
 
 
-HostBackend = Annotated[LocalHost | SSHHost, Field(discriminator="backend")]
+HostBackend = Annotated[
+    LocalHost | SSHHost, Field(discriminator="backend"), _backend_default("local")
+]
 
 
 class DomainSpec(Model):

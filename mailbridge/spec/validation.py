@@ -5,7 +5,7 @@ from __future__ import annotations
 import typing
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any, Literal, TypeVar
 
 from pydantic import BaseModel, ValidationError
 from pydantic_core import ErrorDetails
@@ -17,44 +17,82 @@ ModelT = TypeVar("ModelT", bound=BaseModel)
 SemanticCheck = Callable[[Any], Sequence[Problem]]
 
 
-def _known_fields(model: type[BaseModel], path: FieldPath) -> list[str] | None:
-    """Field names (aliases) of the model reached by `path`, if it is one."""
-    current: Any = model
-    for part in path:
-        if isinstance(part, int):
-            continue
-        if not (isinstance(current, type) and issubclass(current, BaseModel)):
-            return None
-        info = current.model_fields.get(str(part))
-        if info is None:
-            matches = [f for f in current.model_fields.values() if f.alias == part]
-            if not matches:
-                return None
-            info = matches[0]
-        current = _model_in(info.annotation)
-        if current is None:
-            return None
-    if isinstance(current, type) and issubclass(current, BaseModel):
-        return [f.alias or name for name, f in current.model_fields.items()]
+def _models_in(annotation: Any) -> list[type[BaseModel]]:
+    """The BaseModels inside an annotation like `list[X] | None` or `A | B`."""
+    if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+        return [annotation]
+    found: list[type[BaseModel]] = []
+    for arg in typing.get_args(annotation):
+        found.extend(m for m in _models_in(arg) if m not in found)
+    return found
+
+
+def _tagged(members: list[type[BaseModel]], part: str) -> type[BaseModel] | None:
+    """The member of a tagged union whose Literal tag (`backend: x`) is `part`."""
+    for member in members:
+        for info in member.model_fields.values():
+            if typing.get_origin(
+                info.annotation
+            ) is Literal and part in typing.get_args(info.annotation):
+                return member
     return None
 
 
-def _model_in(annotation: Any) -> type[BaseModel] | None:
-    """The single BaseModel inside an annotation like `list[X] | None`."""
-    if isinstance(annotation, type) and issubclass(annotation, BaseModel):
-        return annotation
-    found = [m for a in typing.get_args(annotation) if (m := _model_in(a)) is not None]
-    return found[0] if len(found) == 1 else None
+def _walk(
+    model: type[BaseModel], loc: tuple[int | str, ...]
+) -> tuple[FieldPath, list[type[BaseModel]]]:
+    """Pydantic's error location as a path of the file, and the models it ends in.
 
-
-def _clean_loc(loc: tuple[int | str, ...]) -> FieldPath:
-    """Drop the union-member and validator tags Pydantic adds to locations."""
+    Union-member and validator tags are dropped, and so is the tag Pydantic
+    adds for the chosen member of a tagged union (`dns.cloudflare.zone_id`
+    is `dns.zone_id` in the file).
+    """
+    members = [model]
     parts: list[str | int] = []
     for part in loc:
-        if isinstance(part, str) and ("[" in part or part.startswith("function-")):
+        if isinstance(part, int):
+            parts.append(part)
+            continue
+        if "[" in part or part.startswith("function-"):
+            continue
+        if len(members) > 1 and (member := _tagged(members, part)) is not None:
+            members = [member]
             continue
         parts.append(part)
-    return tuple(parts)
+        info = None
+        if len(members) == 1:
+            fields = members[0].model_fields
+            info = fields.get(part) or next(
+                (f for f in fields.values() if f.alias == part), None
+            )
+        members = _models_in(info.annotation) if info is not None else []
+    return tuple(parts), members
+
+
+def _tags_at(model: type[BaseModel], loc: tuple[int | str, ...]) -> list[str]:
+    """The tags a tagged union at `loc` accepts, from its members' Literals."""
+    members = _walk(model, loc)[1]
+    return [
+        tag
+        for member in members
+        for info in member.model_fields.values()
+        if typing.get_origin(info.annotation) is Literal
+        for tag in typing.get_args(info.annotation)
+    ]
+
+
+def _known_fields(
+    model: type[BaseModel], loc: tuple[int | str, ...]
+) -> list[str] | None:
+    """Field names (aliases) of the model that `loc` reaches, if it is one."""
+    members = _walk(model, loc)[1]
+    if len(members) != 1:
+        return None
+    return [f.alias or name for name, f in members[0].model_fields.items()]
+
+
+def _clean_loc(loc: tuple[int | str, ...], model: type[BaseModel]) -> FieldPath:
+    return _walk(model, loc)[0]
 
 
 def _describe(value: Any) -> str:
@@ -66,12 +104,12 @@ def problem_from_error(
     error: ErrorDetails, doc: YamlDocument, model: type[BaseModel]
 ) -> Problem:
     """One Pydantic error as a Problem with file, line, column and fix."""
-    path = _clean_loc(error["loc"])
+    path = _clean_loc(error["loc"], model)
     kind = error["type"]
     ctx = error.get("ctx", {}) or {}
     found = _describe(error.get("input"))
     if kind == "extra_forbidden":
-        known = _known_fields(model, path[:-1])
+        known = _known_fields(model, error["loc"][:-1])
         expected = ", ".join(sorted(known)) if known else None
         return Problem(
             f"unknown key {path[-1]!r}",
@@ -110,13 +148,21 @@ def problem_from_error(
             fix="use one of the expected values",
         )
     if kind == "union_tag_invalid" or kind == "union_tag_not_found":
+        key = str(ctx.get("discriminator", "")).strip("'") or "backend"
+        tags = ctx.get("expected_tags") or ", ".join(
+            repr(t) for t in _tags_at(model, error["loc"])
+        )
+        at = (*path, key)
+        missing = kind == "union_tag_not_found"
         return Problem(
-            "unknown or missing variant",
-            path=path,
-            location=doc.locate(path),
-            found=found,
-            expected=str(ctx.get("expected_tags", "")) or error["msg"],
-            fix="set the variant key to one of the expected values",
+            f"required key {key!r} is missing"
+            if missing
+            else f"unknown {key} {ctx.get('tag')!r}",
+            path=at,
+            location=doc.locate(path if missing else at),
+            found=None if missing else repr(ctx.get("tag")),
+            expected=f"one of: {tags}" if tags else None,
+            fix=f"add `{key}:` here" if missing else f"set `{key}:` to one of these",
         )
     message = error["msg"].rstrip(".").lower()
     if kind == "too_short":
@@ -219,7 +265,7 @@ def _salvage(
     """
     drops: set[FieldPath] = set()
     for error in err.errors():
-        path = _clean_loc(error["loc"])
+        path = _clean_loc(error["loc"], model)
         cut = next((i for i, part in enumerate(path) if isinstance(part, int)), None)
         drops.add(path[: cut + 1] if cut is not None else path[:1])
     data, index_map = _without(doc.data, drops, ())

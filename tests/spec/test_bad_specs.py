@@ -75,6 +75,7 @@ def test_every_error_class_has_a_case() -> None:
         "wrong-type",
         "bad-choice",
         "tab-indent",
+        "bad-backend",
     } <= set(CASES)
 
 
@@ -198,3 +199,13 @@ def test_a_folder_without_specs_names_the_yaml_it_skipped(
         main(["validate", str(tmp_path / "empty")])
     assert exited.value.code == 2
     assert "found:    no *.yaml or *.yml files" in capsys.readouterr().err
+
+
+def test_dns_and_host_without_backend_mean_the_defaults(tmp_path: Path) -> None:
+    good = (ROOT / "stacks" / "example.net.yaml").read_text()
+    spec = tmp_path / "example.net.yaml"
+    spec.write_text(good + "dns: {ttl: 600}\nhost: {root: build/net}\n")
+
+    loaded = load_spec(spec).spec
+    assert (loaded.dns.backend, loaded.dns.ttl) == ("zonefile", 600)
+    assert (loaded.host.backend, loaded.host.root) == ("local", "build/net")
