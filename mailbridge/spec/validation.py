@@ -174,7 +174,29 @@ def problem_from_error(
         location=doc.locate(path),
         found=found,
         expected=_expected_for(kind, ctx),
+        fix=_fix_for(kind, error.get("input")),
     )
+
+
+def _fix_for(kind: str, value: Any) -> str | None:
+    """What to write instead, for the common kinds of type error."""
+    if kind == "list_type" and isinstance(value, dict):
+        return "make it a list item: start the entry with `- ` on its own line"
+    if kind == "list_type" and isinstance(value, str | int | float):
+        return f"write it as a list: [{value}]"
+    if kind in {"int_parsing", "int_type", "int_from_float"}:
+        return "write a whole number, without quotes or units"
+    if kind in {"bool_parsing", "bool_type"}:
+        return "write true or false, without quotes"
+    if kind == "string_type":
+        return 'write text; quote it ("...") if it looks like a number or true/false'
+    if kind in {"dict_type", "model_type", "model_attributes_type"}:
+        return "write `key: value` lines indented under this key, or `{key: value}`"
+    if kind in {"greater_than_equal", "less_than_equal", "greater_than", "less_than"}:
+        return "choose a value inside the range"
+    if kind == "too_short":
+        return "add at least one entry"
+    return None
 
 
 def _expected_for(kind: str, ctx: dict[str, Any]) -> str | None:
