@@ -80,7 +80,11 @@ def normalize_address(value: str) -> str:
     text = value.strip()
     expected = "an address such as alice@example.com"
     if text.count("@") != 1:
-        raise FieldValueError(f"{value!r} is not an email address", expected=expected)
+        raise FieldValueError(
+            f"{value!r} is not an email address",
+            expected=expected,
+            fix="write one address as name@domain, without a display name or <>",
+        )
     local, domain = text.split("@")
     local = local.lower()
     if local == "*":
@@ -101,13 +105,18 @@ def normalize_address(value: str) -> str:
         )
     if not _LOCAL_PART.match(local) or local.startswith(".") or ".." in local:
         raise FieldValueError(
-            f"{value!r} has an invalid local part {local!r}", expected=expected
+            f"{value!r} has an invalid local part {local!r}",
+            expected=expected,
+            fix="before the @ use letters, digits and signs such as . _ + -: "
+            "no spaces, no dot at either end, no two dots in a row",
         )
     try:
         domain = normalize_hostname(domain)
     except FieldValueError as err:
         raise FieldValueError(
-            f"{value!r} has an invalid domain: {err}", expected=expected
+            f"{value!r} has an invalid domain: {err}",
+            expected=expected,
+            fix=err.fix or "write the whole domain after the @, e.g. example.com",
         ) from err
     return f"{local}@{domain}"
 
