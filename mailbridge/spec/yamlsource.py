@@ -119,6 +119,14 @@ def _syntax_problem(err: yaml.MarkedYAMLError, text: str, file: str) -> Problem:
             expected="spaces for indentation",
             fix="replace the tab with spaces (2 per level, like the lines around)",
         )
+    if "another document" in str(err.problem):
+        return Problem(
+            "a spec file holds one YAML document; a second one starts here",
+            location=location,
+            found="a `---` line after the first document",
+            expected="one document per file",
+            fix="remove the `---` line, or move what follows into its own file",
+        )
     message = f"this is not valid YAML: {err.problem}"
     start = err.context_mark
     fix = "check indentation and quoting near this position"

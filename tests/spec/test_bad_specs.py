@@ -76,6 +76,7 @@ def test_every_error_class_has_a_case() -> None:
         "bad-choice",
         "tab-indent",
         "bad-backend",
+        "two-documents",
     } <= set(CASES)
 
 
