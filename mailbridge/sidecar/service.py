@@ -205,7 +205,10 @@ class Sidecar:
                         running[name] = pool.submit(self.poll_one, name)
                 self.stop_event.wait(0.2)
             log.info("sidecar stopping: waiting for %d polls in flight", len(running))
-        self.store.release_leases()
+        try:
+            self.store.release_leases()
+        except Exception:  # noqa: BLE001 - the leases expire on their own
+            log.warning("releasing leases failed; they expire", exc_info=True)
 
     def _next_delay(
         self, name: str, outcome: PollResult | SidecarError, retry: Retry
@@ -215,7 +218,11 @@ class Sidecar:
             if outcome.status == PollStatus.LEASED_ELSEWHERE:
                 return min(interval, 10.0)
             return interval
-        failures = self.store.account(name).failures
+        try:
+            failures = self.store.account(name).failures
+        except Exception:  # noqa: BLE001 - the database may be back soon
+            log.warning("state read failed account=%s", name, exc_info=True)
+            failures = 1
         delay = backoff_delay(failures, retry.base_seconds, retry.max_seconds)
         if isinstance(outcome, TemporaryError) and outcome.retry_after:
             delay = max(delay, outcome.retry_after)

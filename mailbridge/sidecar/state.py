@@ -176,6 +176,22 @@ class Store:
     def _sql(self, query: str) -> str:
         return query.replace("?", self.placeholder)
 
+    def _broken(self, conn: _Connection) -> bool:
+        """Whether `conn` is unusable (the server went away)."""
+        return False
+
+    def _forget(self, conn: _Connection) -> None:
+        """Drop this thread's broken connection; the next call reconnects."""
+        self._local.conn = None
+        with self._lock:
+            if conn in self._all:
+                self._all.remove(conn)
+        try:
+            conn.close()
+        except Exception:  # noqa: BLE001 - it is broken already
+            log.debug("closing a broken state connection failed", exc_info=True)
+        log.warning("state connection lost; reconnecting on the next call")
+
     @contextmanager
     def _transaction(self) -> Iterator[Any]:
         conn = self._conn()
@@ -184,10 +200,16 @@ class Store:
             yield cur
             conn.commit()
         except BaseException:
-            conn.rollback()
+            if self._broken(conn):
+                self._forget(conn)
+            else:
+                conn.rollback()
             raise
         finally:
-            cur.close()
+            try:
+                cur.close()
+            except Exception:  # noqa: BLE001 - the connection may be gone
+                log.debug("closing a state cursor failed", exc_info=True)
 
     def _execute(self, query: str, params: Sequence[Any] = ()) -> int:
         with self._transaction() as cur:
@@ -543,6 +565,11 @@ class PostgresStore(Store):
 
         conn: _Connection = psycopg.connect(self._dsn, connect_timeout=30)
         return conn
+
+    def _broken(self, conn: _Connection) -> bool:
+        # A restarted or failed-over server leaves a connection that fails
+        # every call; replicas reconnect instead of failing until restarted.
+        return bool(getattr(conn, "broken", False) or getattr(conn, "closed", False))
 
     def migrate(self) -> None:
         # Replicas starting together would race on CREATE TABLE IF NOT EXISTS;

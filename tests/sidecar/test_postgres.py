@@ -39,6 +39,29 @@ def test_a_lease_is_held_by_one_replica_until_it_expires(postgres_dsn: str) -> N
     second.close()
 
 
+def test_a_replica_reconnects_after_the_server_dropped_it(postgres_dsn: str) -> None:
+    """A PostgreSQL restart or failover ends every session; the store's next
+    call after the failing one works again, on a new connection (the
+    service's threads live for days and keep their connections)."""
+    import psycopg
+
+    store, admin = PostgresStore(postgres_dsn), PostgresStore(postgres_dsn)
+    store.migrate()
+    store.mark("isp", "u1", MessageState.DELIVERED)
+    ended = admin._fetch(
+        "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+        "WHERE datname = current_database() AND pid <> pg_backend_pid()"
+    )
+    assert ended and all(row[0] for row in ended)
+    with pytest.raises(psycopg.OperationalError):
+        store.messages("isp")
+    assert store.messages("isp")["u1"].state == MessageState.DELIVERED
+    store.mark("isp", "u2", MessageState.DELIVERING)
+    assert set(store.messages("isp")) == {"u1", "u2"}
+    store.close()
+    admin.close()
+
+
 def test_replicas_share_state_and_shed_leases_for_a_newcomer(
     postgres_dsn: str,
 ) -> None:
@@ -154,3 +177,54 @@ def test_two_replicas_split_accounts_and_survive_one_dying(
     assert _delivered(two) - before == len(users), "replica two took every account"
     one.close()
     two.close()
+
+
+def test_the_service_outlives_a_database_restart(
+    dovecot: DovecotServer,
+    smtp_sink: SmtpSink,
+    postgres_dsn: str,
+    user_name: str,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Every session to PostgreSQL is ended while the service runs (as a
+    restart or failover does): it keeps polling and delivers later mail."""
+    monkeypatch.setenv(env_for(user_name), dovecot.add_user(user_name))
+    dovecot.deliver(user_name, make_message("before", 1))
+    monkeypatch.setenv("SIDECAR_TEST_PG_DSN", postgres_dsn)
+    path = write_config(
+        tmp_path,
+        _accounts(dovecot, smtp_sink, [user_name]),
+        state={"backend": "postgres", "dsn": {"env": "SIDECAR_TEST_PG_DSN"}},
+    )
+    sidecar = Sidecar(load_config(path))
+    crashed: list[BaseException] = []
+
+    def run() -> None:
+        try:
+            sidecar.run_forever()
+        except BaseException as err:  # noqa: BLE001 - reported below
+            crashed.append(err)
+
+    thread = threading.Thread(target=run)
+    thread.start()
+    try:
+        assert len(smtp_sink.wait_for(1, timeout=30)) == 1
+        admin = PostgresStore(postgres_dsn)
+        admin._fetch(
+            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+            "WHERE datname = current_database() AND pid <> pg_backend_pid()"
+        )
+        admin.close()
+        dovecot.deliver(user_name, make_message("after", 1))
+        received = smtp_sink.wait_for(2, timeout=30)
+    finally:
+        sidecar.stop()
+        thread.join(60)
+    assert not crashed, crashed
+    assert sorted(message_ids([m for _, m in received])) == [
+        "<after.1@source.example>",
+        "<before.1@source.example>",
+    ]
+    assert dovecot.messages(user_name) == []
+    sidecar.close()
