@@ -10,8 +10,8 @@ from mailbridge.errors import InputError, Location, Problem
 from mailbridge.perf import paused_gc
 from mailbridge.spec.models import DomainSpec
 from mailbridge.spec.semantic import check_spec
-from mailbridge.spec.validation import load_model
-from mailbridge.spec.yamlsource import YamlDocument
+from mailbridge.spec.validation import validate_document
+from mailbridge.spec.yamlsource import YamlDocument, read_yaml
 
 SPEC_SUFFIXES = (".yaml", ".yml")
 
@@ -72,9 +72,42 @@ def _other_yaml(paths: Iterable[Path], most: int = 5) -> list[str]:
     )
 
 
+def _not_a_spec(path: Path, doc: YamlDocument) -> InputError | None:
+    """A mapping with none of a spec's required keys is some other YAML file.
+
+    Listing every key as unknown would hide that; say what the file is.
+    """
+    data = doc.data
+    if not isinstance(data, dict) or not data:
+        return None
+    if any(key in data for key in ("version", "domain", "mail_host")):
+        return None
+    keys = ", ".join(str(k) for k in list(data)[:5])
+    fix = "name a domain spec file, such as stacks/<domain>.yaml"
+    config = data.get("config")
+    if path.name.startswith("Pulumi.") and isinstance(config, dict):
+        spec = config.get("mailbridge:spec")
+        what = "a Pulumi stack file, not a domain spec"
+        if spec:
+            fix = f"name its domain spec instead: {spec}"
+    else:
+        what = "not a domain spec: it has none of version, domain, mail_host"
+    return InputError.single(
+        f"this is {what}",
+        location=doc.locate(()),
+        found=f"top-level keys: {keys}",
+        expected="a domain spec with `version:`, `domain:` and `mail_host:`",
+        fix=fix,
+    )
+
+
 def load_spec(path: Path) -> LoadedSpec:
     """Load and validate one spec file; raise InputError with every problem."""
-    spec, doc = load_model(path, DomainSpec, check_spec)
+    doc = read_yaml(path)
+    wrong = _not_a_spec(path, doc)
+    if wrong is not None:
+        raise wrong
+    spec = validate_document(doc, DomainSpec, check_spec)
     return LoadedSpec(spec=spec, path=path, document=doc)
 
 

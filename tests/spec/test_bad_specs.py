@@ -77,6 +77,7 @@ def test_every_error_class_has_a_case() -> None:
         "tab-indent",
         "bad-backend",
         "two-documents",
+        "not-a-spec",
     } <= set(CASES)
 
 
@@ -210,3 +211,17 @@ def test_dns_and_host_without_backend_mean_the_defaults(tmp_path: Path) -> None:
     loaded = load_spec(spec).spec
     assert (loaded.dns.backend, loaded.dns.ttl) == ("zonefile", 600)
     assert (loaded.host.backend, loaded.host.root) == ("local", "build/net")
+
+
+def test_a_stack_file_given_as_spec_names_its_spec(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(ROOT)
+    with pytest.raises(SystemExit) as exited:
+        main(["validate", "stacks/Pulumi.example.com.yaml"])
+
+    err = capsys.readouterr().err
+    assert exited.value.code == 2
+    assert "this is a Pulumi stack file, not a domain spec" in err
+    assert "fix:      name its domain spec instead: stacks/example.com.yaml" in err
+    assert "1 problem found" in err
