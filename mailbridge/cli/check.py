@@ -27,9 +27,11 @@ INDENT = " " * 4
 @spec_paths
 @json_option
 def command(paths: tuple[Path, ...], as_json: bool) -> None:
-    """Check specs for loops, duplicate paths, limits and weak settings.
+    """Check specs (files, or folders of them) for loops, limits, weak settings.
 
-    Exits 1 when any finding is an error; warnings alone exit 0.
+    All specs given are checked together, so loops across domains are found.
+    Exits 1 when any finding is an error; warnings alone exit 0; a spec that
+    does not load exits 2.
     """
     # Loading makes millions of small objects and no garbage cycles worth
     # chasing: without the pause, full collections take half the load time.

@@ -67,7 +67,9 @@ def render_svg(dot_text: str) -> str:
     help="Write to this file instead of standard output.",
 )
 def command(paths: tuple[Path, ...], output_format: str, output: Path | None) -> None:
-    """Draw where mail for every address goes; loops are red.
+    """Draw where mail for every address of the specs goes; loops are red.
+
+    PATHS are spec files, or folders of them.
 
     Domains are boxes; aliases are ellipses, mailboxes cylinders, Gmail
     inboxes tabs, fetch jobs components; external forwards are dashed.
