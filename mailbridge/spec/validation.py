@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import difflib
 import typing
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -111,12 +112,15 @@ def problem_from_error(
     if kind == "extra_forbidden":
         known = _known_fields(model, error["loc"][:-1])
         expected = ", ".join(sorted(known)) if known else None
+        close = difflib.get_close_matches(str(path[-1]), known or [], n=1)
         return Problem(
             f"unknown key {path[-1]!r}",
             path=path,
             location=doc.locate(path, key=True),
             expected=f"one of: {expected}" if expected else None,
-            fix="remove it or correct its spelling",
+            fix=f"did you mean `{close[0]}`? Otherwise remove it"
+            if close
+            else "remove it or correct its spelling",
         )
     if kind == "missing":
         return Problem(

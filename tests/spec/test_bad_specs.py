@@ -78,6 +78,7 @@ def test_every_error_class_has_a_case() -> None:
         "bad-backend",
         "two-documents",
         "not-a-spec",
+        "misspelt-key",
     } <= set(CASES)
 
 
