@@ -14,8 +14,8 @@ from mailbridge.spec import load_specs
 
 
 @click.command("render")
-@click.argument("specs", nargs=-1, required=True, type=click.Path(path_type=Path))
-@click.argument("outdir", type=click.Path(path_type=Path, file_okay=False))
+@click.argument("specs", nargs=-1, metavar="SPECS...", type=click.Path(path_type=Path))
+@click.argument("outdir", type=click.Path(path_type=Path))
 @click.option(
     "--host",
     "hostname",
@@ -39,6 +39,19 @@ def command(
 
     Secrets come from MAILBRIDGE_SECRET_<NAME> environment variables.
     """
+    if not specs:
+        # One argument lands in OUTDIR; what is missing is one of the two.
+        raise click.UsageError(
+            f"give the specs first, then the folder to write into, e.g. "
+            f"mailbridge render stacks/example.com.yaml build/host "
+            f"(only one argument was given: {outdir})"
+        )
+    if outdir.exists() and not outdir.is_dir():
+        raise click.BadParameter(
+            f"{outdir} is a file; OUTDIR is the folder the host's files go into "
+            "(it is created when missing)",
+            param_hint="'OUTDIR'",
+        )
     loaded = [item.spec for item in load_specs(specs)]
     try:
         if hostname is not None:

@@ -75,3 +75,14 @@ def test_stacks_outside_a_project_is_bad_input_not_an_empty_list(
     assert out == ""
     assert f"{tmp_path}: error: (document): this is not a mailbridge project" in err
     assert "fix:      run the command there, or name it with --root" in err
+
+
+def test_render_with_only_a_spec_asks_for_the_folder(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    spec = str(Path(__file__).parents[2] / "stacks" / "example.com.yaml")
+    assert run(["render", spec]) == 2
+    err = capsys.readouterr().err
+    assert "give the specs first, then the folder to write into" in err
+    assert run(["render", spec, spec]) == 2
+    assert "is a file; OUTDIR is the folder" in capsys.readouterr().err
