@@ -37,12 +37,24 @@ def writing(path: Path) -> Iterator[None]:
     try:
         yield
     except OSError as err:
+        if isinstance(err, FileNotFoundError):
+            fix = "create the folder, or choose another path"
+        elif isinstance(err, NotADirectoryError | FileExistsError):
+            fix = (
+                "a file stands where a folder must be: move it, or choose another path"
+            )
+        else:
+            fix = "choose another path, or make the folder writable"
+        found = Path(err.filename) if err.filename else None
+        if found is not None and found.name.startswith("."):
+            # A temporary file of an atomic write: its folder is what matters.
+            found = found.parent
         raise InputError.single(
             f"cannot write here: {err.strerror or err}",
             location=Location(str(path)),
-            found=str(err.filename) if err.filename else None,
+            found=str(found) if found is not None else None,
             expected="a path whose folder exists and may be written",
-            fix="create the folder, or choose another path",
+            fix=fix,
         ) from err
 
 

@@ -180,4 +180,5 @@ def test_keys_folder_that_cannot_be_made_exits_2(
 
     assert code == 2
     assert err.startswith(f"{keys}: error: (document): cannot write here: ")
+    assert "fix:      a file stands where a folder must be: move it" in err
     assert "Traceback" not in err
