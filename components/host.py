@@ -11,11 +11,13 @@ import pulumi
 
 from components.providers.host import HostFiles
 from mailbridge.deploy.program import (
+    HostSplit,
     dkim_key_file,
     dkim_key_path,
     files_to_inputs,
     render_split,
 )
+from mailbridge.errors import InputError
 from mailbridge.render import HostOptions
 from mailbridge.secrets import SecretStore
 from mailbridge.spec.models import DomainSpec, LocalHost, SSHHost
@@ -63,6 +65,16 @@ def _connection(
     return pulumi.Output.secret(pulumi.Output.from_input(args.secrets).apply(build))
 
 
+def _render(
+    specs: list[DomainSpec], values: Mapping[str, str] | None, options: HostOptions
+) -> HostSplit:
+    """The host's files; a problem with the inputs stops the run, no traceback."""
+    try:
+        return render_split(specs, dict(values or {}), options)
+    except InputError as err:
+        raise pulumi.RunError(err.to_text()) from err
+
+
 class MailHost(pulumi.ComponentResource):
     """Writes the host's files to a target and reloads what changed.
 
@@ -90,7 +102,7 @@ class MailHost(pulumi.ComponentResource):
         specs = args.specs
         keys = sorted(args.dkim_keys)
         split = pulumi.Output.from_input(args.secrets).apply(
-            lambda values: render_split(specs, dict(values or {}), options)
+            lambda values: _render(specs, values, options)
         )
         # Files holding no secret stay readable in diffs and in the state;
         # `render_split` has checked that none contains a secret value.

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 import json
 import shutil
 from collections.abc import Callable, Mapping
@@ -69,7 +70,13 @@ def deploy() -> Deploy:
         def body() -> Any:
             return (program or run)(project_dir)
 
-        body()
+        try:
+            body()
+        except Exception:
+            # A failed run leaves futures whose exceptions nobody retrieved;
+            # collect them now, not in the middle of some later compile().
+            gc.collect()
+            raise
         return mocks
 
     return run_once

@@ -155,3 +155,15 @@ def test_missing_secrets_stop_the_run_naming_each(
     assert "--path mailbridge:secrets.NAME" in text
     assert "MAILBRIDGE_SECRET_ALICE_PASSWORD, MAILBRIDGE_SECRET_SRS_2026A" in text
     assert not (project / "build/host").exists()
+
+
+def test_a_secret_the_host_cannot_use_stops_the_run_cleanly(
+    project: Path, deploy: Deploy
+) -> None:
+    """bcrypt hashes at most 72 bytes: the renderer's problem, shown as such."""
+    secrets = {**EXAMPLE_SECRETS, "alice-password": "x" * 100}
+    with pytest.raises(pulumi.RunError) as caught:
+        deploy(project, secrets=secrets)
+    text = str(caught.value)
+    assert "the password of alice@example.com is longer than bcrypt can hash" in text
+    assert "fix:" in text and "x" * 100 not in text
