@@ -67,12 +67,24 @@ def normalize_hostname(value: str, *, underscore: bool = False) -> str:
             raise FieldValueError(
                 f"{value!r} has an invalid label {label!r}",
                 expected="labels of letters, digits and inner hyphens, 1-63 long",
+                fix=_ascii_fix(name),
             )
     if labels[-1].isdigit():
         raise FieldValueError(
             f"{value!r} looks like an IP address, not a name", expected=expected
         )
     return name
+
+
+def _ascii_fix(name: str) -> str | None:
+    """For a name with non-ASCII letters, its ASCII (IDNA) form to write instead."""
+    if name.isascii():
+        return None
+    try:
+        ascii_name = name.encode("idna").decode("ascii")
+    except UnicodeError:
+        return "write the name in ASCII (its xn-- form)"
+    return f"write the name in its ASCII form: {ascii_name}"
 
 
 def normalize_address(value: str) -> str:

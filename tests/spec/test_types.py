@@ -100,3 +100,15 @@ def test_secret_refs_only() -> None:
     assert err.value.found == "a literal number (not shown)"
     with pytest.raises(FieldValueError):
         check_secret_ref("secret:Has Space")
+
+
+def test_non_ascii_names_suggest_their_ascii_form() -> None:
+    with pytest.raises(FieldValueError) as err:
+        normalize_hostname("mx.Bücher.de")
+    assert err.value.fix == "write the name in its ASCII form: mx.xn--bcher-kva.de"
+    with pytest.raises(FieldValueError) as err:
+        normalize_address("info@café.example")
+    assert err.value.fix == "write the name in its ASCII form: xn--caf-dma.example"
+    with pytest.raises(FieldValueError) as err:
+        normalize_hostname("a_b.example")
+    assert err.value.fix is None
