@@ -241,26 +241,34 @@ def validate_document(
 ) -> ModelT:
     """Validate parsed YAML against `model`, then run `semantic` on the result.
 
-    Every problem of the document is collected before raising InputError.
+    Every problem of the document is collected before raising InputError,
+    those found while reading it (a key given twice) included.
     """
+    early = list(doc.problems)
     if not isinstance(doc.data, dict):
-        raise InputError.single(
-            "the file must hold a YAML mapping at the top level",
-            location=doc.locate(()),
-            found=type(doc.data).__name__,
-            expected="`key: value` lines, for example `domain: example.com`",
+        raise InputError(
+            [
+                *early,
+                Problem(
+                    "the file must hold a YAML mapping at the top level",
+                    location=doc.locate(()),
+                    found=type(doc.data).__name__,
+                    expected="`key: value` lines, for example `domain: example.com`",
+                ),
+            ]
         )
     try:
         value = model.model_validate(doc.data)
     except ValidationError as err:
-        problems = [problem_from_error(e, doc, model) for e in err.errors()]
+        problems = early + [problem_from_error(e, doc, model) for e in err.errors()]
         if semantic is not None:
             problems.extend(_salvage(doc, model, semantic, err))
         raise InputError(sorted(_unique(problems), key=_position)) from err
+    errors = early
     if semantic is not None:
-        errors = _located_errors(semantic(value), doc)
-        if errors:
-            raise InputError(sorted(errors, key=_position))
+        errors = errors + _located_errors(semantic(value), doc)
+    if errors:
+        raise InputError(sorted(_unique(errors), key=_position))
     return value
 
 

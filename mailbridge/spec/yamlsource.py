@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -43,6 +43,8 @@ class YamlDocument:
     file: str
     data: Any
     root: yaml.Node | None
+    # Found while reading (a key given twice): reported with the validation's.
+    problems: list[Problem] = field(default_factory=list, kw_only=True)
 
     def locate(self, path: FieldPath, *, key: bool = False) -> Location:
         """The position of `path`, or of its nearest ancestor that exists.
@@ -164,10 +166,7 @@ def parse_yaml(text: str, file: str) -> YamlDocument:
         doc.data = {}
         return doc
     doc.root = node
-    problems: list[Problem] = []
-    doc.data = _construct(node, (), file, problems)
-    if problems:
-        raise InputError(problems)
+    doc.data = _construct(node, (), file, doc.problems)
     return doc
 
 

@@ -226,3 +226,24 @@ def test_a_stack_file_given_as_spec_names_its_spec(
     assert "this is a Pulumi stack file, not a domain spec" in err
     assert "fix:      name its domain spec instead: stacks/example.com.yaml" in err
     assert "1 problem found" in err
+
+
+def test_a_key_given_twice_is_reported_with_the_other_problems(
+    tmp_path: Path,
+) -> None:
+    spec = tmp_path / "twice.yaml"
+    spec.write_text(
+        "version: 1\n"
+        "domain: example.com\n"
+        "mail_host: {hostname: mx1.example.com}\n"
+        "mailboxes:\n"
+        "  - {address: alice@example.com, password: hunter2}\n"
+        "domain: example.org\n"
+    )
+    with pytest.raises(InputError) as caught:
+        load_spec(spec)
+    where = [(str(p.location), p.path) for p in caught.value.problems]
+    assert where == [
+        (f"{spec}:5:44", ("mailboxes", 0, "password")),
+        (f"{spec}:6:1", ("domain",)),
+    ]
