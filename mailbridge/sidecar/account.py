@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from mailbridge.errors import InputError
 
 from .config import Account
-from .errors import ConfigError, PermanentError, SidecarError
+from .errors import ConfigError, PermanentError, SidecarError, TemporaryError
 from .message import SpooledMessage
 from .metrics import SidecarMetrics
 from .oauth import TokenSource
@@ -37,6 +37,10 @@ ProgressCallback = Callable[[str, int, int], None]
 # A UIDL reset is declared when at least this many known messages vanished
 # and as many unknown ones appeared at once (and at least half on each side).
 RESET_MIN = 2
+# A message tried this many times is "stuck": it is tried after the others,
+# and when the target turns it away again (a reply about this message, not
+# a broken connection or a refused login) the poll goes on without it.
+STUCK_ATTEMPTS = 3
 
 
 class PollStatus(enum.StrEnum):
@@ -201,6 +205,9 @@ class AccountPoller:
             for uidl, number in sorted(listing.items(), key=lambda item: item[1])
             if uidl not in known or known[uidl].state in PENDING
         ]
+        # Messages the target keeps deferring go last, so they never hold up
+        # the mail behind them (sorted() keeps the order within each group).
+        pending.sort(key=lambda item: self._stuck(known.get(item[1])))
         deletions: list[tuple[int, str]] = []
         now = time.time()
         for uidl, number in listing.items():
@@ -216,7 +223,16 @@ class AccountPoller:
                         break
                     self._renew_lease()
                     row = known.get(uidl)
-                    outcome = self._deliver(message, uidl, row, started)
+                    try:
+                        outcome = self._deliver(message, uidl, row, started)
+                    except TemporaryError as err:
+                        # A stuck message turned away again is passed over;
+                        # any other failure ends the poll, as the target or
+                        # the network is then in trouble, not this message.
+                        if not (err.refused and self._stuck(row)):
+                            raise
+                        self._pass_over(uidl, row, err)
+                        outcome = "deferred"
                 result.outcomes[outcome] = result.outcomes.get(outcome, 0) + 1
                 if outcome in ("delivered", "duplicate"):
                     if outcome == "delivered":
@@ -259,6 +275,23 @@ class AccountPoller:
         for _, uidl in deletions:
             log.info("message deleted account=%s uidl=%s", self.name, uidl)
 
+    @staticmethod
+    def _stuck(row: MessageRow | None) -> bool:
+        """Whether this message was tried STUCK_ATTEMPTS times already."""
+        return row is not None and row.attempts >= STUCK_ATTEMPTS
+
+    def _pass_over(self, uidl: str, row: MessageRow | None, err: SidecarError) -> None:
+        """A stuck message the target turned away again stays spooled (and on
+        the POP3 server) for the next poll; the mail behind it goes on."""
+        self._metrics.error(self.name, err.kind)
+        log.warning(
+            "message deferred again account=%s uidl=%s attempts=%d: %s",
+            self.name,
+            uidl,
+            (row.attempts if row else 0) + 1,
+            err,
+        )
+
     def _deletion_due(self, row: MessageRow, now: float) -> bool:
         if row.state not in CONFIRMED:
             return False
@@ -299,6 +332,16 @@ class AccountPoller:
     # -- one message ------------------------------------------------------------
 
     def _deliver(
+        self,
+        message: SpooledMessage,
+        uidl: str,
+        row: MessageRow | None,
+        started: float,
+    ) -> str:
+        with self._store.holding(self.account.target_key, message.dedupe_key):
+            return self._deliver_held(message, uidl, row, started)
+
+    def _deliver_held(
         self,
         message: SpooledMessage,
         uidl: str,

@@ -11,6 +11,10 @@ class SidecarError(Exception):
     # connection, an SMTP 4xx, a break before the final dot): after such a
     # failure no probe or "delivery ambiguous" warning is needed.
     not_delivered = False
+    # True when the target answered and turned this one message away for
+    # now (an SMTP 4xx reply to it): the target itself is up, so the mail
+    # behind a message it keeps refusing can still go.
+    refused = False
 
 
 class TemporaryError(SidecarError):
@@ -24,10 +28,12 @@ class TemporaryError(SidecarError):
         *,
         retry_after: float | None = None,
         not_delivered: bool = False,
+        refused: bool = False,
     ) -> None:
         super().__init__(message)
         self.retry_after = retry_after
         self.not_delivered = not_delivered
+        self.refused = refused
 
 
 class NetworkError(TemporaryError):

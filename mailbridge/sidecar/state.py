@@ -147,6 +147,8 @@ class Store:
         self._local = threading.local()
         self._all: list[_Connection] = []
         self._lock = threading.Lock()
+        # Dedupe keys being delivered by this process: (lock, holders).
+        self._keys: dict[tuple[str, str], tuple[threading.Lock, int]] = {}
         self.owner = f"{socket.gethostname()}-{os.getpid()}-{uuid.uuid4().hex[:8]}"
 
     # -- connections ----------------------------------------------------------
@@ -419,6 +421,26 @@ class Store:
                 ),
                 rows,
             )
+
+    @contextmanager
+    def holding(self, target: str, dedupe_key: str) -> Iterator[None]:
+        """Hold a message's dedupe key from its lookup to its record: two
+        accounts of this process that fetched the same message at once
+        deliver it once, as the second waits and then finds it delivered."""
+        key = (target, dedupe_key)
+        with self._lock:
+            lock, holders = self._keys.get(key, (threading.Lock(), 0))
+            self._keys[key] = (lock, holders + 1)
+        try:
+            with lock:
+                yield
+        finally:
+            with self._lock:
+                lock, holders = self._keys[key]
+                if holders == 1:
+                    del self._keys[key]
+                else:
+                    self._keys[key] = (lock, holders - 1)
 
     def find_delivered(self, target: str, dedupe_key: str) -> tuple[str, str] | None:
         """(account, UIDL) that already brought this message to `target`."""

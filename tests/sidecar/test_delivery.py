@@ -79,6 +79,69 @@ def test_smtp_relay_delivers_and_deletes(
     sidecar.close()
 
 
+@pytest.mark.parametrize("concurrency", [1, 2], ids=["in-turn", "at-once"])
+def test_the_same_message_from_two_paths_is_delivered_once(
+    dovecot: DovecotServer,
+    smtp_sink: SmtpSink,
+    user_name: str,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    concurrency: int,
+) -> None:
+    """Dedupe against the state store: a message already brought to the same
+    inbox (by another account, or under another UIDL of the same mailbox) is
+    recorded as a duplicate and not sent again, by Message-ID or, without
+    one, by content; also when both accounts are polled at once. Duplicates
+    count as delivered, so they leave the mailbox like the rest."""
+    shared = make_message("dup", 1)
+    no_id = make_message("dup", 2).replace(
+        b"Message-ID: <dup.2@source.example>\r\n", b""
+    )
+    assert b"Message-ID" not in no_id
+    other = user_name + "-b"
+    accounts = []
+    for name, user, messages in (
+        ("first", user_name, [shared, shared, no_id]),
+        ("second", other, [shared, no_id, make_message("dup", 3)]),
+    ):
+        monkeypatch.setenv(env_for(user), dovecot.add_user(user))
+        for data in messages:
+            dovecot.deliver(user, data)
+        accounts.append(
+            {
+                "name": name,
+                "pop3": pop3_block(dovecot, user),
+                "deliver_to": "alice@gmail.example",
+                "via": "smtp",
+                "smtp": {
+                    "host": "127.0.0.1",
+                    "port": smtp_sink.port,
+                    "tls": "none",
+                    "insecure": True,
+                },
+            }
+        )
+    config = write_config(tmp_path, accounts, concurrency=concurrency)
+    sidecar = Sidecar(load_config(config))
+    results = sidecar.run_once()
+    first, second = results["first"], results["second"]
+    assert isinstance(first, PollResult) and isinstance(second, PollResult)
+    assert first.delivered + second.delivered == 3
+    assert first.duplicates + second.duplicates == 3
+    assert first.deleted == second.deleted == 3
+    if concurrency == 1:
+        # In turn, the second account finds what the first recorded.
+        assert (first.delivered, second.delivered) == (2, 1)
+
+    expected = sorted(_lf(m) for m in (shared, no_id, make_message("dup", 3)))
+    assert sorted(_lf(m) for _, m in smtp_sink.wait_for(3)) == expected
+    assert sorted(_lf(m) for _, m in smtp_sink.messages()) == expected
+    assert dovecot.messages(user_name) == dovecot.messages(other) == []
+    states = [r.state for r in sidecar.store.messages("second").values()]
+    assert sorted(states) == [MessageState.DELETED] * 3
+    sidecar.close()
+
+
 def test_imap_append_keeps_source_and_never_duplicates(
     dovecot: DovecotServer,
     user_name: str,

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import shutil
 import tempfile
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -14,9 +15,10 @@ import pytest
 
 from mailbridge.sidecar.account import PollResult
 from mailbridge.sidecar.config import load_config
-from mailbridge.sidecar.errors import AuthError
+from mailbridge.sidecar.errors import AuthError, TemporaryError
 from mailbridge.sidecar.quarantine import Quarantine
 from mailbridge.sidecar.service import Sidecar
+from mailbridge.sidecar.state import MessageState
 from tests.servers.common import free_port
 from tests.servers.dovecot import DovecotServer
 from tests.servers.postfix import (
@@ -61,7 +63,9 @@ smtpd_sasl_type = dovecot
 smtpd_sasl_path = inet:127.0.0.1:{auth}
 # As on the rendered 587 and 465: login NAME owns NAME@relay.test.example only.
 smtpd_sender_login_maps = regexp:{root}/etc/postfix/sender_login
-smtpd_sender_restrictions = reject_authenticated_sender_login_mismatch
+# poison@ is deferred (450) whoever sends it: a message a relay keeps refusing.
+smtpd_sender_restrictions = check_sender_access regexp:{root}/etc/postfix/sender_access,
+    reject_authenticated_sender_login_mismatch
 maillog_file = {root}/var/log/postfix.log
 maillog_file_prefixes = {root}/var/log
 alias_maps =
@@ -91,6 +95,9 @@ def relay(dovecot: DovecotServer) -> Iterator[tuple[int, SmtpSink]]:
         )
     )
     (config_dir / "master.cf").write_text(MASTER_CF.format(port=port))
+    (config_dir / "sender_access").write_text(
+        "/^poison@/ 450 4.7.1 held for the test\n"
+    )
     (config_dir / "sender_login").write_text(
         "/^([^@]+)@relay\\.test\\.example$/ ${1}\n"
     )
@@ -210,6 +217,74 @@ def test_a_relay_that_checks_the_sender_refuses_foreign_return_paths(
     assert len(dovecot.messages(user_name)) == 1
     assert _mail_from(sink, "foreign") == set()
     sidecar.close()
+
+
+def test_a_message_the_relay_keeps_deferring_does_not_hold_up_the_rest(
+    dovecot: DovecotServer,
+    relay: tuple[int, SmtpSink],
+    user_name: str,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """After STUCK_ATTEMPTS deferrals a message goes last and its next
+    deferral no longer ends the poll: the mail behind it moves, and it
+    stays spooled on the POP3 server, never quarantined. A relay that
+    cannot be reached is another matter: the poll fails, stuck or not."""
+    from mailbridge.sidecar.account import STUCK_ATTEMPTS
+
+    port, sink = relay
+    monkeypatch.setenv(env_for(user_name), dovecot.add_user(user_name))
+    login = user_name + "-smtp"
+    monkeypatch.setenv(env_for(login), dovecot.add_user(login))
+    owned = f"<{login}@relay.test.example>"
+    for index, sender in enumerate((owned, "<poison@relay.test.example>", owned)):
+        message = make_message("stuck", index).replace(
+            f"Return-Path: <sender{index}@source.example>".encode(),
+            f"Return-Path: {sender}".encode(),
+        )
+        dovecot.deliver(user_name, message)
+    config = write_config(tmp_path, [_account(dovecot, user_name, port, login)])
+    sidecar = Sidecar(load_config(config))
+    for _ in range(STUCK_ATTEMPTS):
+        failed = sidecar.run_once()["relay"]
+        assert isinstance(failed, TemporaryError), failed
+        assert "450 4.7.1" in str(failed) and "held for the test" in str(failed)
+        assert "<stuck.2@source.example>" not in _message_ids(sink, "stuck")
+
+    result = sidecar.run_once()["relay"]
+    assert isinstance(result, PollResult), result
+    assert (result.delivered, result.deleted, result.quarantined) == (1, 1, 0)
+    assert result.outcomes.get("deferred") == 1
+    # Postfix passes the mail on to smtp-sink in its own time.
+    wanted = {"<stuck.0@source.example>", "<stuck.2@source.example>"}
+    deadline = time.monotonic() + 30
+    while _message_ids(sink, "stuck") != wanted and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert _message_ids(sink, "stuck") == wanted
+    (left,) = dovecot.messages(user_name)
+    assert b"Message-ID: <stuck.1@source.example>" in left
+    states = sorted(str(r.state) for r in sidecar.store.messages("relay").values())
+    assert states == ["deleted", "deleted", str(MessageState.SPOOLED)]
+    assert not (tmp_path / "quarantine").exists()
+    sidecar.close()
+
+    # The same state, with nothing listening where the relay was.
+    config = write_config(tmp_path, [_account(dovecot, user_name, free_port(), login)])
+    sidecar = Sidecar(load_config(config))
+    down = sidecar.run_once()["relay"]
+    assert isinstance(down, TemporaryError) and not down.refused, down
+    assert sidecar.store.account("relay").failures == 1
+    assert len(dovecot.messages(user_name)) == 1
+    sidecar.close()
+
+
+def _message_ids(sink: SmtpSink, tag: str) -> set[str]:
+    found = set()
+    for _, body in sink.messages():
+        for line in body.split(b"\n"):
+            if line.startswith(f"Message-ID: <{tag}.".encode()):
+                found.add(line.split(b" ", 1)[1].strip().decode())
+    return found
 
 
 def test_a_refused_relay_login_is_an_auth_error(

@@ -174,7 +174,9 @@ class SMTPDelivery:
                 not_delivered=not final or code == 421,
             )
         raise TemporaryError(
-            f"smtp host={host} {step} deferred: {detail}", not_delivered=True
+            f"smtp host={host} {step} deferred: {detail}",
+            not_delivered=True,
+            refused=True,
         )
 
     def close(self) -> None:
