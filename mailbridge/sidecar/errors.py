@@ -52,6 +52,8 @@ class ProtocolError(TemporaryError):
     """The server said something the protocol does not allow here."""
 
     kind = "protocol"
+    # The response code of a refusal (IMAP `[TRYCREATE]`, ...), when it had one.
+    response_code: str | None = None
 
 
 class PermanentError(SidecarError):

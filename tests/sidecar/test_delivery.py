@@ -182,6 +182,40 @@ def test_imap_append_keeps_source_and_never_duplicates(
     sidecar.close()
 
 
+def test_imap_folder_that_does_not_exist_yet_is_created(
+    dovecot: DovecotServer,
+    user_name: str,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A folder (a Gmail label) missing at the target is answered with
+    [TRYCREATE]: the sidecar creates it and appends there. As a backup path
+    it first probes that folder, which finds nothing rather than failing."""
+    monkeypatch.setenv(env_for(user_name), dovecot.add_user(user_name))
+    inbox = user_name + "-gmail"
+    monkeypatch.setenv(env_for(inbox), dovecot.add_user(inbox))
+    sent = [make_message("label", i) for i in range(2)]
+    for data in sent:
+        dovecot.deliver(user_name, data)
+    assert not dovecot.maildir(inbox, "Imported").exists()
+    account = {
+        "name": "labelled",
+        "pop3": pop3_block(dovecot, user_name),
+        "deliver_to": "alice@gmail.example",
+        "backup_of": "alice@example.com",
+        "via": "imap",
+        "imap": imap_block(dovecot, inbox, folder="Imported"),
+    }
+    sidecar = Sidecar(load_config(write_config(tmp_path, [account])))
+    result = sidecar.run_once()["labelled"]
+    assert isinstance(result, PollResult), result
+    assert (result.delivered, result.duplicates) == (2, 0)
+    landed = dovecot.messages(inbox, "Imported")
+    assert sorted(message_ids(landed)) == sorted(message_ids(sent))
+    assert dovecot.messages(inbox) == []
+    sidecar.close()
+
+
 def test_interrupted_append_without_message_id_is_found_by_content(
     dovecot: DovecotServer,
     user_name: str,

@@ -30,6 +30,8 @@ log = logging.getLogger(__name__)
 _TAGGED = re.compile(rb"^(A\d+) (OK|NO|BAD)\b ?(.*)$", re.DOTALL)
 _APPENDUID = re.compile(rb"\[APPENDUID (\d+) (\d+)\]")
 _LITERAL = re.compile(rb"\{(\d+)\}$")
+# Response codes (RFC 5530, RFC 3501) of a folder that does not exist.
+FOLDER_MISSING = frozenset({"NONEXISTENT", "TRYCREATE"})
 _CODE = re.compile(rb"^\[([A-Z-]+)[] ]")
 # Response codes (RFC 3501, RFC 5530) of a NO that a later try may not get:
 # the folder is missing, the mailbox is full, the server is busy or broken.
@@ -139,10 +141,12 @@ class IMAPSession:
             raise PermanentError(
                 f"imap host={self.host} APPEND rejected: {_text(text)}"
             )
-        raise ProtocolError(
+        error = ProtocolError(
             f"imap host={self.host} APPEND failed: {_text(text)}",
             not_delivered=True,
         )
+        error.response_code = code.group(1).decode() if code else None
+        raise error
 
     def search(self, folder: str, criteria: str) -> list[int]:
         """UIDs in `folder` matching IMAP SEARCH `criteria` (read-only)."""
@@ -153,6 +157,10 @@ class IMAPSession:
             if line.upper().startswith(b"* SEARCH"):
                 uids.extend(int(x) for x in line.split()[2:] if x.isdigit())
         return uids
+
+    def has_folder(self, folder: str) -> bool:
+        _, _, untagged = self.command(f'LIST "" {_quote(folder)}')
+        return any(line.startswith(b"* LIST ") for line in untagged)
 
     def search_message_id(self, folder: str, message_id: str) -> list[int]:
         return self.search(folder, f"HEADER Message-ID {_quote(message_id)}")
@@ -190,7 +198,12 @@ class IMAPSession:
         status, reply, untagged = self._until_tagged(tag)
         if status != b"OK":
             verb = text.split(" ", 1)[0]
-            raise ProtocolError(f"imap host={self.host} {verb} failed: {_text(reply)}")
+            error = ProtocolError(
+                f"imap host={self.host} {verb} failed: {_text(reply)}"
+            )
+            code = _CODE.match(reply)
+            error.response_code = code.group(1).decode() if code else None
+            raise error
         return status, reply, untagged
 
     def logout(self) -> None:
@@ -289,8 +302,21 @@ class IMAPDelivery:
             # Not even logged in: nothing was appended, nothing to probe.
             err.not_delivered = True
             raise
+        folder = self._settings.folder
         try:
-            return session.append(self._settings.folder, message)
+            try:
+                return session.append(folder, message)
+            except ProtocolError as err:
+                # The folder (a Gmail label) does not exist yet: make it.
+                if err.response_code != "TRYCREATE":
+                    raise
+                log.info(
+                    "imap folder created host=%s folder=%s",
+                    self._settings.host,
+                    folder,
+                )
+                session.command(f"CREATE {_quote(folder)}")
+                return session.append(folder, message)
         except (NetworkError, ProtocolError):
             self.close()
             raise
@@ -313,9 +339,25 @@ class IMAPDelivery:
                 if session.body_sha256(uid) == message.sha256:
                     return f"uid:{uid}"
             return None
-        except (NetworkError, ProtocolError):
+        except ProtocolError as err:
+            if self._folder_missing(session, err):
+                # No folder yet, so nothing in it: the message was not appended.
+                return None
             self.close()
             raise
+        except NetworkError:
+            self.close()
+            raise
+
+    def _folder_missing(self, session: IMAPSession, err: ProtocolError) -> bool:
+        """Whether a refused EXAMINE or SEARCH meant the folder does not exist
+        (servers differ in giving that a response code, so LIST decides)."""
+        if err.response_code in FOLDER_MISSING:
+            return True
+        try:
+            return not session.has_folder(self._settings.folder)
+        except (NetworkError, ProtocolError):
+            return False
 
     def close(self) -> None:
         session, self._session = self._session, None
