@@ -20,7 +20,7 @@ import threading
 import time
 import uuid
 from collections.abc import Iterable, Iterator, Sequence
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager, nullcontext
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, NamedTuple, Protocol
@@ -425,14 +425,15 @@ class Store:
     @contextmanager
     def holding(self, target: str, dedupe_key: str) -> Iterator[None]:
         """Hold a message's dedupe key from its lookup to its record: two
-        accounts of this process that fetched the same message at once
-        deliver it once, as the second waits and then finds it delivered."""
+        accounts that fetched the same message at once deliver it once, as
+        the second waits and then finds it delivered. Threads of this
+        process wait on a lock; replicas, on `_hold_shared`."""
         key = (target, dedupe_key)
         with self._lock:
             lock, holders = self._keys.get(key, (threading.Lock(), 0))
             self._keys[key] = (lock, holders + 1)
         try:
-            with lock:
+            with lock, self._hold_shared(key):
                 yield
         finally:
             with self._lock:
@@ -441,6 +442,10 @@ class Store:
                     del self._keys[key]
                 else:
                     self._keys[key] = (lock, holders - 1)
+
+    def _hold_shared(self, key: tuple[str, str]) -> AbstractContextManager[None]:
+        """Hold `key` against other processes sharing this store: none here."""
+        return nullcontext()
 
     def find_delivered(self, target: str, dedupe_key: str) -> tuple[str, str] | None:
         """(account, UIDL) that already brought this message to `target`."""
@@ -587,6 +592,23 @@ class PostgresStore(Store):
 
         conn: _Connection = psycopg.connect(self._dsn, connect_timeout=30)
         return conn
+
+    @contextmanager
+    def _hold_shared(self, key: tuple[str, str]) -> Iterator[None]:
+        """A session advisory lock on the key's hash: another replica's
+        delivery of the same message waits for this one, and PostgreSQL
+        drops the lock by itself when this replica's session ends."""
+        name = "\n".join(key)
+        self._fetch("SELECT pg_advisory_lock(hashtextextended(?, 0))", (name,))
+        try:
+            yield
+        finally:
+            try:
+                self._fetch(
+                    "SELECT pg_advisory_unlock(hashtextextended(?, 0))", (name,)
+                )
+            except Exception:  # noqa: BLE001 - a lost session has dropped it
+                log.debug("advisory unlock failed", exc_info=True)
 
     def _broken(self, conn: _Connection) -> bool:
         # A restarted or failed-over server leaves a connection that fails

@@ -119,6 +119,56 @@ def _delivered(sidecar: Sidecar) -> float:
     return total
 
 
+def test_replicas_fetching_the_same_message_deliver_it_once(
+    dovecot: DovecotServer,
+    smtp_sink: SmtpSink,
+    postgres_dsn: str,
+    user_name: str,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Two replicas, each polling its own account, both find the same
+    messages for the same inbox at the same moment: every message reaches
+    the inbox once, as the dedupe key is held across replicas."""
+    users = [f"{user_name}-{i}" for i in range(2)]
+    sent = [make_message("both", i) for i in range(6)]
+    for user in users:
+        monkeypatch.setenv(env_for(user), dovecot.add_user(user))
+        for data in sent:
+            dovecot.deliver(user, data)
+    accounts = _accounts(dovecot, smtp_sink, users)
+    for account in accounts:
+        account["deliver_to"] = "shared@gmail.example"
+    monkeypatch.setenv("SIDECAR_TEST_PG_DSN", postgres_dsn)
+    config = load_config(
+        write_config(
+            tmp_path,
+            accounts,
+            state={"backend": "postgres", "dsn": {"env": "SIDECAR_TEST_PG_DSN"}},
+        )
+    )
+    replicas = [Sidecar(config, accounts=[a["name"]]) for a in accounts]
+    start = threading.Barrier(len(replicas))
+    results: dict[str, Any] = {}
+
+    def poll(sidecar: Sidecar) -> None:
+        start.wait()
+        results.update(sidecar.run_once())
+
+    threads = [threading.Thread(target=poll, args=(r,)) for r in replicas]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(60)
+    first, second = results["acct-0"], results["acct-1"]
+    assert first.delivered + second.delivered == len(sent), results
+    assert first.duplicates + second.duplicates == len(sent), results
+    received = [m for _, m in smtp_sink.messages()]
+    assert sorted(message_ids(received)) == sorted(message_ids(sent))
+    for sidecar in replicas:
+        sidecar.close()
+
+
 def test_two_replicas_split_accounts_and_survive_one_dying(
     dovecot: DovecotServer,
     smtp_sink: SmtpSink,
