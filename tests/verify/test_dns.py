@@ -108,6 +108,24 @@ def test_drift_is_reported_with_expected_found_and_fix(world: World) -> None:
     assert dkim.expected != dkim.found
     ptr = report.by_check("ptr")[0]
     assert ptr.found == "wrong-name.example.net."
+    assert result["mta-sts"] == Status.WARNING
+    (sts,) = [
+        f for f in report.by_check("mta-sts") if f.subject.startswith("_mta-sts.")
+    ]
+    assert sts.status == Status.WARNING
+    assert "id=stale1" in (sts.found or "") and "id=stale1" not in sts.expected
+    assert result["tls-rpt"] == Status.WARNING
+    (rpt,) = report.by_check("tls-rpt")
+    assert "reports@elsewhere.example" in (rpt.found or "")
+    assert "tlsrpt@example.net" in rpt.expected
+
+
+def test_spf_redirect_is_followed_and_counted(world: World) -> None:
+    """`redirect=` costs a lookup and brings the other record's ten."""
+    (report,) = world.verify("redirect.test")
+    lookups = report.by_check("spf.lookups")[0]
+    assert lookups.status == Status.ERROR
+    assert lookups.found == "11"
 
 
 def test_missing_ptr_is_an_error(world: World) -> None:

@@ -133,6 +133,7 @@ def build_world(
             **common,
         ),
         "noptr.test": spec_data("noptr.test", "203.0.113.30"),
+        "redirect.test": spec_data("redirect.test", "203.0.113.10"),
     }
     specs = {name: DomainSpec.model_validate(d) for name, d in data.items()}
     zones = {
@@ -155,7 +156,18 @@ def build_world(
             ("_dmarc.drift.test", "TXT"): with_values(
                 '"v=DMARC1; p=maybe; rua=mailto:dmarc@other.test"'
             ),
+            # An id left from an older policy, and reports sent elsewhere.
+            ("_mta-sts.drift.test", "TXT"): with_values('"v=STSv1; id=stale1"'),
+            ("_smtp._tls.drift.test", "TXT"): with_values(
+                '"v=TLSRPTv1; rua=mailto:reports@elsewhere.example"'
+            ),
         },
+    )
+    # redirect.test: its live SPF hands over to a record of 10 lookups.
+    zones["redirect.test"] = spec_zone(
+        specs["redirect.test"],
+        {},
+        {("redirect.test", "TXT"): with_values('"v=spf1 redirect=deep.inc.test"')},
     )
     leaf = test_ca.issue("mta-sts", ["mta-sts.good.test", "mta-sts.drift.test"])
     knot = start_knot(tmp_path_factory.mktemp("knot"), zones)
