@@ -228,3 +228,42 @@ def test_access_token_is_refreshed_before_it_expires(
     assert second != first
     assert gmail.tokens[first] > time.time(), "refreshed while the old one was valid"
     assert gmail.token_requests == 2
+
+
+def test_a_token_revoked_early_is_refreshed_once_and_the_import_retried(
+    dovecot: DovecotServer,
+    gmail: GmailStandIn,
+    user_name: str,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Against the stand-in: Google may end an access token before its
+    expiry (a password change, a revoked session). The 401 that follows
+    makes the sidecar fetch a new token and retry the same import, once."""
+    sidecar = _sidecar(dovecot, gmail, user_name, tmp_path, monkeypatch)
+    dovecot.deliver(user_name, make_message("revoked", 1))
+    assert _only(sidecar.run_once()).delivered == 1
+    assert gmail.token_requests == 1
+
+    with gmail.lock:
+        gmail.tokens.clear()
+    dovecot.deliver(user_name, make_message("revoked", 2))
+    result = _only(sidecar.run_once())
+    assert (result.delivered, result.quarantined) == (1, 0)
+    assert gmail.token_requests == 2
+    assert sorted(gmail.message_ids()) == [
+        "revoked.1@source.example",
+        "revoked.2@source.example",
+    ]
+
+    # A refresh that does not help (the grant itself was revoked) is no
+    # loop: the poll fails, the message stays on the server for later.
+    gmail.refresh_token = "revoked-grant"
+    with gmail.lock:
+        gmail.tokens.clear()
+    dovecot.deliver(user_name, make_message("revoked", 3))
+    failed = sidecar.run_once()["gmail"]
+    assert not isinstance(failed, PollResult)
+    assert gmail.token_requests == 3
+    assert any(b"revoked.3@" in m for m in dovecot.messages(user_name))
+    sidecar.close()

@@ -135,6 +135,16 @@ def test_secrets_never_reach_the_logs_and_metrics_and_status_work(
     delivered = [r for r in caplog.records if "message delivered" in r.getMessage()]
     assert len(delivered) == 2
     assert "message_id=<ops.1@source.example>" in caplog.text
+    # One line per message, with every field an operator greps for.
+    line = next(
+        r.getMessage() for r in delivered if "account=password" in r.getMessage()
+    )
+    fields = dict(part.split("=", 1) for part in line.split() if "=" in part)
+    assert fields["message_id"] == "<ops.1@source.example>"
+    assert int(fields["size"]) == len(make_message("ops", 1))
+    assert int(fields["latency_ms"]) >= 0
+    row = sidecar.store.messages("password")[fields["uidl"]]
+    assert row.message_id == "<ops.1@source.example>"
     secrets = [
         password,
         gmail.fixed_token,
