@@ -266,6 +266,11 @@ def test_a_message_the_relay_keeps_deferring_does_not_hold_up_the_rest(
     states = sorted(str(r.state) for r in sidecar.store.messages("relay").values())
     assert states == ["deleted", "deleted", str(MessageState.SPOOLED)]
     assert not (tmp_path / "quarantine").exists()
+    # It shows as mail waiting since its first fetch.
+    waiting = sidecar.metrics.registry.get_sample_value(
+        "mailbridge_sidecar_oldest_undelivered_seconds", {"account": "relay"}
+    )
+    assert waiting is not None and waiting > 0
     sidecar.close()
 
     # The same state, with nothing listening where the relay was.
