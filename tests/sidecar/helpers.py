@@ -65,6 +65,22 @@ def pop3_block(server: DovecotServer, user: str, **extra: Any) -> dict[str, Any]
     return block
 
 
+def sink_account(
+    name: str, server: DovecotServer, user: str, port: int, **extra: Any
+) -> dict[str, Any]:
+    """An account fetching `user`'s mailbox into a plaintext SMTP server on
+    loopback (smtp-sink), for alice@gmail.example."""
+    account: dict[str, Any] = {
+        "name": name,
+        "pop3": pop3_block(server, user),
+        "deliver_to": "alice@gmail.example",
+        "via": "smtp",
+        "smtp": {"host": "127.0.0.1", "port": port, "tls": "none", "insecure": True},
+    }
+    account.update(extra)
+    return account
+
+
 def env_for(user: str) -> str:
     return "SIDECAR_TEST_" + re.sub(r"[^A-Za-z0-9]", "_", user).upper()
 

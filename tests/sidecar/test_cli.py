@@ -24,6 +24,7 @@ from tests.sidecar.helpers import (
     imap_block,
     make_message,
     pop3_block,
+    sink_account,
     write_config,
 )
 
@@ -99,18 +100,7 @@ def test_a_large_first_sync_shows_a_progress_bar(
     monkeypatch.setenv(env_for(user_name), dovecot.add_user(user_name))
     for i in range(25):
         dovecot.deliver(user_name, make_message("bar", i))
-    account = {
-        "name": "first-sync",
-        "pop3": pop3_block(dovecot, user_name),
-        "deliver_to": "alice@gmail.example",
-        "via": "smtp",
-        "smtp": {
-            "host": "127.0.0.1",
-            "port": smtp_sink.port,
-            "tls": "none",
-            "insecure": True,
-        },
-    }
+    account = sink_account("first-sync", dovecot, user_name, smtp_sink.port)
     config = write_config(tmp_path, [account])
     assert (
         main(["sidecar", "run", "--once", "--progress", "--config", str(config)])
@@ -198,18 +188,7 @@ def test_the_sidecar_runs_without_pulumi(
     """The sidecar is installed on hosts and in containers without Pulumi."""
     password = dovecot.add_user(user_name)
     dovecot.deliver(user_name, make_message("nopulumi", 1))
-    account = {
-        "name": "plain",
-        "pop3": pop3_block(dovecot, user_name),
-        "deliver_to": "alice@gmail.example",
-        "via": "smtp",
-        "smtp": {
-            "host": "127.0.0.1",
-            "port": smtp_sink.port,
-            "tls": "none",
-            "insecure": True,
-        },
-    }
+    account = sink_account("plain", dovecot, user_name, smtp_sink.port)
     config = write_config(tmp_path, [account])
     env = dict(os.environ, **{env_for(user_name): password})
     for args in (["run", "--once", "--no-progress"], ["status", "--json"]):

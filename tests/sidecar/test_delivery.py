@@ -24,6 +24,7 @@ from tests.sidecar.helpers import (
     make_message,
     message_ids,
     pop3_block,
+    sink_account,
     write_config,
 )
 
@@ -47,18 +48,7 @@ def test_smtp_relay_delivers_and_deletes(
     sent.append(make_message("smtp", 99, 3_000_000))
     for data in sent:
         dovecot.deliver(user_name, data)
-    account = {
-        "name": "relay",
-        "pop3": pop3_block(dovecot, user_name),
-        "deliver_to": "alice@gmail.example",
-        "via": "smtp",
-        "smtp": {
-            "host": "127.0.0.1",
-            "port": smtp_sink.port,
-            "tls": "none",
-            "insecure": True,
-        },
-    }
+    account = sink_account("relay", dovecot, user_name, smtp_sink.port)
     sidecar = Sidecar(load_config(write_config(tmp_path, [account])))
     results = sidecar.run_once()
     result = results["relay"]
@@ -107,20 +97,7 @@ def test_the_same_message_from_two_paths_is_delivered_once(
         monkeypatch.setenv(env_for(user), dovecot.add_user(user))
         for data in messages:
             dovecot.deliver(user, data)
-        accounts.append(
-            {
-                "name": name,
-                "pop3": pop3_block(dovecot, user),
-                "deliver_to": "alice@gmail.example",
-                "via": "smtp",
-                "smtp": {
-                    "host": "127.0.0.1",
-                    "port": smtp_sink.port,
-                    "tls": "none",
-                    "insecure": True,
-                },
-            }
-        )
+        accounts.append(sink_account(name, dovecot, user, smtp_sink.port))
     config = write_config(tmp_path, accounts, concurrency=concurrency)
     sidecar = Sidecar(load_config(config))
     results = sidecar.run_once()
@@ -281,18 +258,7 @@ def test_a_non_ascii_return_path_does_not_stop_the_account(
     )
     dovecot.deliver(user_name, utf8)
     dovecot.deliver(user_name, make_message("utf8", 2))
-    account = {
-        "name": "relay",
-        "pop3": pop3_block(dovecot, user_name),
-        "deliver_to": "alice@gmail.example",
-        "via": "smtp",
-        "smtp": {
-            "host": "127.0.0.1",
-            "port": smtp_sink.port,
-            "tls": "none",
-            "insecure": True,
-        },
-    }
+    account = sink_account("relay", dovecot, user_name, smtp_sink.port)
     sidecar = Sidecar(load_config(write_config(tmp_path, [account])))
     result = sidecar.run_once()["relay"]
     sidecar.close()
