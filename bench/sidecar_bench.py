@@ -234,14 +234,15 @@ def main() -> None:
         seconds = floor(server, user)
         floor_rate = count / seconds
         report("floor: poplib RETR loop", f"{floor_rate:.1f} msg/s")
-        fetch_rate = None
+        fetch_rate = getmail_rate = None
         if not args.skip_others:
             seconds = fetchmail(server, user, sink_port, work)
             fetch_rate = count / seconds
             report("fetchmail to smtp-sink", f"{fetch_rate:.1f} msg/s")
             try:
                 seconds = getmail(server, user, work)
-                report("getmail6 to a Maildir", f"{count / seconds:.1f} msg/s")
+                getmail_rate = count / seconds
+                report("getmail6 to a Maildir", f"{getmail_rate:.1f} msg/s")
             except RuntimeError as err:
                 report("getmail6 to a Maildir", "failed", str(err)[-120:])
 
@@ -256,6 +257,7 @@ def main() -> None:
             f">= {floor_rate / 2:.1f} (half the floor)",
             rate >= floor_rate / 2,
         )
+        report("sidecar / floor", f"{rate / floor_rate:.2f} x", ">= 0.5 x")
         if fetch_rate is not None:
             report(
                 "sidecar / fetchmail",
@@ -263,6 +265,9 @@ def main() -> None:
                 ">= 20 x",
                 rate / fetch_rate >= 20,
             )
+            report("floor / fetchmail", f"{floor_rate / fetch_rate:.1f} x")
+        if getmail_rate is not None:
+            report("sidecar / getmail6", f"{rate / getmail_rate:.1f} x")
 
         folder = work / "sidecar-cli"
         folder.mkdir()
