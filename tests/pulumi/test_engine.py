@@ -182,11 +182,33 @@ def test_rfc2136_against_knot(tmp_path: Path) -> None:
         assert read_rrset(settings, dkim_name, "TXT") == dkim
         assert project.outputs()["signing"] == ["s2026a"]
 
+        # Rotation through the primary: a new selector is published there
+        # first, and signs only on the run after it was confirmed there.
+        project.edit_spec(
+            "    - {name: s2026a, algorithm: rsa, bits: 2048}",
+            "    - {name: s2026a, algorithm: rsa, bits: 2048}\n"
+            "    - {name: s2026b, algorithm: ed25519, state: published}",
+        )
+        project.up()
+        new_name = "s2026b._domainkey.example.com"
+        published = read_rrset(settings, new_name, "TXT")
+        assert published is not None and "k=ed25519" in published.values[0]
+        assert project.outputs()["signing"] == ["s2026a"]
+        assert "s2026b" not in _key_table(project)
+        project.edit_spec("bits: 2048}", "bits: 2048, state: retiring}")
+        project.edit_spec("state: published}", "state: active}")
+        project.up()
+        assert project.outputs()["signing"] == ["s2026b"]
+        assert "s2026b" in _key_table(project) and "s2026a" not in _key_table(project)
+        assert read_rrset(settings, new_name, "TXT") == published
+        assert read_rrset(settings, dkim_name, "TXT") == dkim, "kept while retiring"
+
         project.run("destroy", "--yes", "--stack", project.stack)
         for name, rtype in (
             ("example.com", "MX"),
             ("_dmarc.example.com", "TXT"),
             ("s2026a._domainkey.example.com", "TXT"),
+            (new_name, "TXT"),
         ):
             assert read_rrset(settings, name, rtype) is None
         assert read_rrset(settings, "example.com", "SOA") is not None
