@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 
 class SidecarError(Exception):
     """Base of every failure the sidecar handles; `kind` labels metrics."""
@@ -52,8 +54,13 @@ class ProtocolError(TemporaryError):
     """The server said something the protocol does not allow here."""
 
     kind = "protocol"
-    # The response code of a refusal (IMAP `[TRYCREATE]`, ...), when it had one.
-    response_code: str | None = None
+
+    def __init__(
+        self, message: str, *, response_code: str | None = None, **kwargs: Any
+    ) -> None:
+        super().__init__(message, **kwargs)
+        # The response code of a refusal (IMAP `TRYCREATE`, ...), if it had one.
+        self.response_code = response_code
 
 
 class PermanentError(SidecarError):

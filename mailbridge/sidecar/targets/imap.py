@@ -31,13 +31,13 @@ _TAGGED = re.compile(rb"^(A\d+) (OK|NO|BAD)\b ?(.*)$", re.DOTALL)
 _APPENDUID = re.compile(rb"\[APPENDUID (\d+) (\d+)\]")
 _LITERAL = re.compile(rb"\{(\d+)\}$")
 # Response codes (RFC 5530, RFC 3501) of a folder that does not exist.
-FOLDER_MISSING = frozenset({"NONEXISTENT", "TRYCREATE"})
+_FOLDER_MISSING = frozenset({"NONEXISTENT", "TRYCREATE"})
 _CODE = re.compile(rb"^\[([A-Z-]+)[] ]")
 # Response codes (RFC 3501, RFC 5530) of a NO that a later try may not get:
 # the folder is missing, the mailbox is full, the server is busy or broken.
 # Any other NO refuses this message for good (quarantine).
 _RETRY_CODES = frozenset(
-    {b"TRYCREATE", b"OVERQUOTA", b"UNAVAILABLE", b"INUSE", b"SERVERBUG"}
+    {"TRYCREATE", "OVERQUOTA", "UNAVAILABLE", "INUSE", "SERVERBUG"}
 )
 # Messages without a Message-ID compared in full at most this many at a time.
 MAX_CANDIDATES = 20
@@ -136,17 +136,16 @@ class IMAPSession:
         """A tagged NO or BAD to APPEND: the message was surely not appended.
         A NO is permanent unless its response code says a later try may
         succeed."""
-        code = _CODE.match(text)
-        if status == b"NO" and not (code and code.group(1) in _RETRY_CODES):
+        code = _response_code(text)
+        if status == b"NO" and code not in _RETRY_CODES:
             raise PermanentError(
                 f"imap host={self.host} APPEND rejected: {_text(text)}"
             )
-        error = ProtocolError(
+        raise ProtocolError(
             f"imap host={self.host} APPEND failed: {_text(text)}",
             not_delivered=True,
+            response_code=code,
         )
-        error.response_code = code.group(1).decode() if code else None
-        raise error
 
     def search(self, folder: str, criteria: str) -> list[int]:
         """UIDs in `folder` matching IMAP SEARCH `criteria` (read-only)."""
@@ -198,12 +197,10 @@ class IMAPSession:
         status, reply, untagged = self._until_tagged(tag)
         if status != b"OK":
             verb = text.split(" ", 1)[0]
-            error = ProtocolError(
-                f"imap host={self.host} {verb} failed: {_text(reply)}"
+            raise ProtocolError(
+                f"imap host={self.host} {verb} failed: {_text(reply)}",
+                response_code=_response_code(reply),
             )
-            code = _CODE.match(reply)
-            error.response_code = code.group(1).decode() if code else None
-            raise error
         return status, reply, untagged
 
     def logout(self) -> None:
@@ -352,7 +349,7 @@ class IMAPDelivery:
     def _folder_missing(self, session: IMAPSession, err: ProtocolError) -> bool:
         """Whether a refused EXAMINE or SEARCH meant the folder does not exist
         (servers differ in giving that a response code, so LIST decides)."""
-        if err.response_code in FOLDER_MISSING:
+        if err.response_code in _FOLDER_MISSING:
             return True
         try:
             return not session.has_folder(self._settings.folder)
@@ -382,6 +379,12 @@ def _internal_date(header: str | None) -> str | None:
     stamp = parsed.strftime("%d-%b-%Y %H:%M:%S %z")
     # RFC 3501 date-day-fixed: a space instead of a leading zero.
     return stamp if stamp[0] != "0" else " " + stamp[1:]
+
+
+def _response_code(text: bytes) -> str | None:
+    """The response code a tagged reply's text starts with (`[TRYCREATE] ...`)."""
+    match = _CODE.match(text)
+    return match.group(1).decode() if match else None
 
 
 def _text(data: bytes) -> str:
