@@ -32,8 +32,9 @@ SECRETS = {
     "gmail-client-secret": "golden-client-secret",
     "gmail-refresh-token": "golden-refresh-token",
 }
-# The sidecar's own files belong to its tests; only their presence is checked.
-FOREIGN = ("etc/mailbridge/",)
+# Files that hold nothing but one secret's value: only their presence and
+# mode are checked (the sidecar's tests read them).
+FOREIGN = ("etc/mailbridge/secrets/",)
 
 
 def modes_text(files: dict[str, RenderedFile]) -> str:
