@@ -187,29 +187,26 @@ class AccountPoller:
             log.info("account seeded account=%s messages=%d", self.name, len(fresh))
             client.quit()
             return
-        if self._is_reset(listing, known):
+        now = time.time()
+        if self._is_reset(listing, known, now):
             result.status = PollStatus.RESET
             client.quit()
             return
         self._metrics.paused.labels(self.name).set(0)
+        self._note_vanished(listing, known, now)
 
-        gone = [
-            uidl
-            for uidl, row in known.items()
-            if uidl not in listing and row.state not in OFF_SERVER
-        ]
-        self._store.mark_many(self.name, gone, MessageState.GONE)
-
+        # New messages, those not delivered yet, and any the server lists
+        # again after they vanished or were deleted (a UIDL it reused, or a
+        # mailbox restored): delivering those checks the dedupe record first.
         pending = [
             (number, uidl)
             for uidl, number in sorted(listing.items(), key=lambda item: item[1])
-            if uidl not in known or known[uidl].state in PENDING
+            if uidl not in known or known[uidl].state in PENDING | OFF_SERVER
         ]
         # Messages the target keeps deferring go last, so they never hold up
         # the mail behind them (sorted() keeps the order within each group).
         pending.sort(key=lambda item: self._stuck(known.get(item[1])))
         deletions: list[tuple[int, str]] = []
-        now = time.time()
         for uidl, number in listing.items():
             row = known.get(uidl)
             if row is not None and self._deletion_due(row, now):
@@ -302,13 +299,46 @@ class AccountPoller:
             return False
         return row.delivered_at + days * 86400 <= now
 
-    def _is_reset(self, listing: dict[str, int], known: dict[str, MessageRow]) -> bool:
+    def _note_vanished(
+        self, listing: dict[str, int], known: dict[str, MessageRow], now: float
+    ) -> None:
+        """Record the messages no longer listed: those this sidecar was to
+        delete are taken as deleted (a QUIT whose reply was lost commits the
+        DELE all the same); any other is gone, with a warning when it had not
+        been delivered yet (another client removed it from the server)."""
+        deleted, gone = [], []
+        for uidl, row in known.items():
+            if uidl in listing or row.state in OFF_SERVER:
+                continue
+            if self._deletion_due(row, now):
+                deleted.append(uidl)
+                continue
+            gone.append(uidl)
+            if row.state in PENDING:
+                log.warning(
+                    "message vanished before delivery account=%s uidl=%s "
+                    "message_id=%s: it left the POP3 server by other means",
+                    self.name,
+                    uidl,
+                    row.message_id,
+                )
+        self._store.mark_many(self.name, deleted, MessageState.DELETED)
+        self._store.mark_many(self.name, gone, MessageState.GONE)
+
+    def _is_reset(
+        self, listing: dict[str, int], known: dict[str, MessageRow], now: float
+    ) -> bool:
         """Most UIDLs changed at once: a server migration or index rebuild.
 
         Re-importing the mailbox would flood the inbox, so the account is
-        paused until a person checks and runs `--seed` for it.
+        paused until a person checks and runs `--seed` for it. Messages that
+        were due for deletion are not expected on the server any more.
         """
-        expected = {u for u, row in known.items() if row.state not in OFF_SERVER}
+        expected = {
+            u
+            for u, row in known.items()
+            if row.state not in OFF_SERVER and not self._deletion_due(row, now)
+        }
         if not expected or not listing:
             return False
         missing = len(expected - listing.keys())
@@ -350,6 +380,9 @@ class AccountPoller:
     ) -> str:
         key = message.dedupe_key
         message_id = message.message_id
+        # The row as it is now, not as the poll began: another replica may
+        # have delivered this message meanwhile (its lease ran out mid-poll).
+        row = self._store.message(self.name, uidl) or row
         was_delivering = row is not None and row.state == MessageState.DELIVERING
         log.debug(
             "message fetched account=%s uidl=%s message_id=%s size=%d",
@@ -361,7 +394,9 @@ class AccountPoller:
         target_key = self.account.target_key
 
         prior = self._store.find_delivered(target_key, key)
-        if prior is not None and prior != (self.name, uidl):
+        if prior == (self.name, uidl):
+            return self._delivered_before(message, uidl)
+        if prior is not None:
             return self._confirm(
                 message,
                 uidl,
@@ -420,6 +455,20 @@ class AccountPoller:
         return self._confirm(
             message, uidl, key, target_id, MessageState.DELIVERED, started, None
         )
+
+    def _delivered_before(self, message: SpooledMessage, uidl: str) -> str:
+        """This very UIDL already brought this message to the target (listed
+        again after its deletion, or delivered by another replica): nothing
+        is sent, and the record says delivered again so deletion can follow."""
+        self._store.mark(self.name, uidl, MessageState.DELIVERED)
+        self._metrics.message(self.name, "duplicate", message.size)
+        log.info(
+            "message already delivered account=%s uidl=%s message_id=%s",
+            self.name,
+            uidl,
+            message.message_id,
+        )
+        return "duplicate"
 
     def _confirm(
         self,

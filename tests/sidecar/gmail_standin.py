@@ -4,7 +4,8 @@ Google cannot be reached from the test machine. This server implements the
 documented contract of what the sidecar uses: the token endpoint
 (grant_type=refresh_token), users.labels.list, users.messages.list with an
 `rfc822msgid:` query, and users.messages.import as a multipart upload,
-including its error shapes (401, 429, 403 rateLimitExceeded, 400).
+including its error shapes (401, 429, 403 rateLimitExceeded, 400, and a
+503 backendError after the message was in fact imported).
 """
 
 from __future__ import annotations
@@ -59,6 +60,8 @@ class GmailStandIn:
     # Answer the next N import calls with 429 / 403 rateLimitExceeded.
     throttle_next: int = 0
     throttled: int = 0
+    # Import the next N messages, then answer 503 as if the import failed.
+    fail_after_import_next: int = 0
     max_request_bytes: int = 0
     lock: threading.Lock = field(default_factory=threading.Lock)
     _ids: Iterator[int] = field(default_factory=lambda: itertools.count(1000))
@@ -174,6 +177,11 @@ class _Handler(BaseHTTPRequestHandler):
                 params=params,
             )
             self.state.messages.append(item)
+            fail = self.state.fail_after_import_next > 0
+            self.state.fail_after_import_next -= fail
+        if fail:
+            self._error(503, "backendError", "Backend Error")
+            return
         self._send(
             200, {"id": item.id, "threadId": item.id, "labelIds": item.label_ids}
         )

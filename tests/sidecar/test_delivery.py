@@ -11,11 +11,13 @@ from pathlib import Path
 
 import pytest
 
-from mailbridge.sidecar.account import PollResult
+from mailbridge.sidecar.account import PollResult, PollStatus
 from mailbridge.sidecar.config import load_config
 from mailbridge.sidecar.errors import ProtocolError
+from mailbridge.sidecar.pop3 import POP3Client
 from mailbridge.sidecar.service import Sidecar
 from mailbridge.sidecar.state import MessageState
+from mailbridge.spec.models import TLSMode
 from tests.servers.dovecot import DovecotServer, make_certificates
 from tests.sidecar.helpers import (
     SmtpSink,
@@ -66,6 +68,107 @@ def test_smtp_relay_delivers_and_deletes(
     assert isinstance(again, PollResult)
     assert again.listed == 0
     assert len(smtp_sink.messages()) == 5
+    sidecar.close()
+
+
+def _new_uidl(dovecot: DovecotServer, user: str, data: bytes) -> str:
+    """Deliver one message and return the UIDL the POP3 server lists it by."""
+    before = _uidls(dovecot, user)
+    dovecot.deliver(user, data)
+    (uidl,) = _uidls(dovecot, user).keys() - before.keys()
+    return uidl
+
+
+def _uidls(dovecot: DovecotServer, user: str) -> dict[str, int]:
+    client = POP3Client(
+        "localhost",
+        dovecot.pop3s_port,
+        tls=TLSMode.IMPLICIT,
+        ca_file=dovecot.ca_file,
+        timeout=10,
+    )
+    with client:
+        client.login_user(user, dovecot.users[user])
+        listing = client.uidl()
+        client.quit()
+    return listing
+
+
+def test_a_uidl_listed_again_after_its_deletion_is_not_skipped(
+    dovecot: DovecotServer,
+    smtp_sink: SmtpSink,
+    user_name: str,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A server may list a UIDL again after its message was deleted (RFC
+    1939 lets it reuse one; a mailbox restored from a backup brings old
+    ones back). New mail under such a UIDL is delivered; the very message
+    that UIDL delivered before is not sent again, only deleted."""
+    monkeypatch.setenv(env_for(user_name), dovecot.add_user(user_name))
+    config = write_config(
+        tmp_path, [sink_account("again", dovecot, user_name, smtp_sink.port)]
+    )
+    sidecar = Sidecar(load_config(config))
+    store, target = sidecar.store, sidecar.config.accounts[0].target_key
+    fresh, restored = make_message("again", 1), make_message("again", 2)
+    reused = _new_uidl(dovecot, user_name, fresh)
+    back = _new_uidl(dovecot, user_name, restored)
+    # What earlier polls left: both UIDLs delivered and deleted, the first
+    # for another message, the second for this very one.
+    for uidl, key in ((reused, "mid:<older@source.example>"), (back, None)):
+        store.record_delivery(
+            "again",
+            uidl,
+            target=target,
+            dedupe_key=key or "mid:<again.2@source.example>",
+            target_id=None,
+        )
+    store.mark_many("again", [reused, back], MessageState.DELETED)
+
+    result = sidecar.run_once()["again"]
+    assert isinstance(result, PollResult), result
+    assert (result.delivered, result.duplicates, result.deleted) == (1, 1, 2)
+    received = smtp_sink.wait_for(1)
+    assert [_lf(m) for _, m in received] == [_lf(fresh)]
+    assert dovecot.messages(user_name) == []
+    sidecar.close()
+
+
+def test_deletions_whose_reply_was_lost_are_no_uidl_reset(
+    dovecot: DovecotServer,
+    smtp_sink: SmtpSink,
+    user_name: str,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The server committed the DELEs but the reply to QUIT was lost, so
+    the store still says `delivered`. When new mail arrives at once, the
+    vanished messages are the deletions that were due, not a UIDL reset:
+    the account is not paused and the new mail goes."""
+    monkeypatch.setenv(env_for(user_name), dovecot.add_user(user_name))
+    config = write_config(
+        tmp_path, [sink_account("lost", dovecot, user_name, smtp_sink.port)]
+    )
+    sidecar = Sidecar(load_config(config))
+    for i in range(3):
+        dovecot.deliver(user_name, make_message("lost", i))
+    first = sidecar.run_once()["lost"]
+    assert isinstance(first, PollResult) and first.deleted == 3
+    sidecar.store.mark_many(
+        "lost", sidecar.store.messages("lost"), MessageState.DELIVERED
+    )
+    for i in range(3, 6):
+        dovecot.deliver(user_name, make_message("lost", i))
+
+    second = sidecar.run_once()["lost"]
+    assert isinstance(second, PollResult), second
+    assert second.status == PollStatus.OK
+    assert (second.delivered, second.deleted) == (3, 3)
+    assert sidecar.store.account("lost").paused is None
+    rows = sidecar.store.messages("lost").values()
+    assert sorted(str(r.state) for r in rows) == ["deleted"] * 6
+    assert len(smtp_sink.wait_for(6)) == 6
     sidecar.close()
 
 

@@ -267,3 +267,30 @@ def test_a_token_revoked_early_is_refreshed_once_and_the_import_retried(
     assert gmail.token_requests == 3
     assert any(b"revoked.3@" in m for m in dovecot.messages(user_name))
     sidecar.close()
+
+
+def test_a_server_error_after_the_import_is_probed_not_repeated(
+    dovecot: DovecotServer,
+    gmail: GmailStandIn,
+    user_name: str,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Against the stand-in: a 503 can come back although the import went
+    through. The import is not sent again at once; the next poll looks the
+    message up by Message-ID, finds it and records it delivered."""
+    sidecar = _sidecar(dovecot, gmail, user_name, tmp_path, monkeypatch)
+    dovecot.deliver(user_name, make_message("applied", 1))
+    gmail.fail_after_import_next = 1
+    failed = sidecar.run_once()["gmail"]
+    assert not isinstance(failed, PollResult)
+    assert "503" in str(failed)
+    assert gmail.message_ids() == ["applied.1@source.example"]
+
+    result = _only(sidecar.run_once())
+    assert result.delivered == 1
+    assert gmail.message_ids() == ["applied.1@source.example"]
+    (row,) = sidecar.store.messages("gmail").values()
+    assert row.state == MessageState.DELETED and row.target_id
+    assert dovecot.messages(user_name) == []
+    sidecar.close()

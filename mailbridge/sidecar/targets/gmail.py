@@ -160,6 +160,10 @@ class GmailDelivery:
                 refreshed = True
                 continue
             retryable = status == 429 or status >= 500 or reason in _RETRY_REASONS
+            if method == "POST" and (status >= 500 or reason == "backendError"):
+                # The import may have been applied before the error: sending
+                # it again could duplicate it. The next poll probes first.
+                raise TemporaryError(f"gmail import failed: {detail}")
             if not retryable:
                 if status in (400, 413) and method == "POST":
                     raise PermanentError(f"gmail import rejected: {detail}")
