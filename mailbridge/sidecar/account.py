@@ -510,7 +510,18 @@ class AccountPoller:
     def _quarantine_message(
         self, message: SpooledMessage, uidl: str, reason: str
     ) -> str:
-        path = self._quarantine.put(self.name, uidl, message, reason)
+        try:
+            path = self._quarantine.put(self.name, uidl, message, reason)
+        except OSError as err:
+            # The target refused it, so it is not delivered; it stays on the
+            # POP3 server and is tried again once the folder can be written.
+            self._store.mark(self.name, uidl, MessageState.SPOOLED)
+            folder = self._quarantine.folder
+            raise TemporaryError(
+                f"quarantine folder cannot take message uidl={uidl} ({reason}): "
+                f"{err}; free space or fix the permissions of {folder}",
+                not_delivered=True,
+            ) from err
         self._store.mark(self.name, uidl, MessageState.QUARANTINED, reason=reason)
         self._metrics.message(self.name, "quarantined", message.size)
         self._metrics.error(self.name, "permanent")

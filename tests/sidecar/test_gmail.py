@@ -294,3 +294,36 @@ def test_a_server_error_after_the_import_is_probed_not_repeated(
     assert row.state == MessageState.DELETED and row.target_id
     assert dovecot.messages(user_name) == []
     sidecar.close()
+
+
+def test_a_quarantine_that_cannot_be_written_keeps_the_message_for_later(
+    dovecot: DovecotServer,
+    gmail: GmailStandIn,
+    user_name: str,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Against the stand-in, which rejects the message for good: while the
+    quarantine folder cannot be written (here a file stands in its way),
+    the message stays on the POP3 server and the poll fails saying why;
+    once the folder can be made, the message is quarantined."""
+    sidecar = _sidecar(dovecot, gmail, user_name, tmp_path, monkeypatch)
+    bad = make_message("bad", 1).replace(
+        b"Subject:", b"X-Standin-Reject: yes\r\nSubject:"
+    )
+    dovecot.deliver(user_name, bad)
+    blocker = tmp_path / "quarantine"
+    blocker.write_text("in the way")
+    failed = sidecar.run_once()["gmail"]
+    assert not isinstance(failed, PollResult)
+    assert "quarantine folder cannot take message" in str(failed)
+    assert str(blocker) in str(failed)
+    assert dovecot.messages(user_name) == [bad.replace(b"\r\n", b"\n")]
+    (row,) = sidecar.store.messages("gmail").values()
+    assert row.state == MessageState.SPOOLED
+
+    blocker.unlink()
+    result = _only(sidecar.run_once())
+    assert result.quarantined == 1
+    assert len(list((blocker / "gmail").glob("*.eml"))) == 1
+    sidecar.close()

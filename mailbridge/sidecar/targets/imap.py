@@ -304,19 +304,25 @@ class IMAPDelivery:
             try:
                 return session.append(folder, message)
             except ProtocolError as err:
-                # The folder (a Gmail label) does not exist yet: make it.
                 if err.response_code != "TRYCREATE":
                     raise
-                log.info(
-                    "imap folder created host=%s folder=%s",
-                    self._settings.host,
-                    folder,
-                )
-                session.command(f"CREATE {_quote(folder)}")
+                self._create_folder(session, folder)
                 return session.append(folder, message)
         except (NetworkError, ProtocolError):
             self.close()
             raise
+
+    def _create_folder(self, session: IMAPSession, folder: str) -> None:
+        """The folder (a Gmail label) does not exist yet: make it. Another
+        account or replica may make it at the same moment; that is fine."""
+        try:
+            session.command(f"CREATE {_quote(folder)}")
+        except ProtocolError as err:
+            if err.response_code == "ALREADYEXISTS":
+                return
+            err.not_delivered = True  # the APPEND before it was refused
+            raise
+        log.info("imap folder created host=%s folder=%s", self._settings.host, folder)
 
     def probe(self, message: SpooledMessage) -> str | None:
         """The message's UID in the folder, by Message-ID; without one, by
