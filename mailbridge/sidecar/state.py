@@ -25,6 +25,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, NamedTuple, Protocol
 
+from .errors import TemporaryError
+
 log = logging.getLogger(__name__)
 
 
@@ -577,6 +579,10 @@ class SQLiteStore(Store):
             conn.execute("PRAGMA synchronous=NORMAL")
 
 
+# How long a replica waits for another one delivering the same message.
+HOLD_WAIT_SECONDS = 300
+
+
 class PostgresStore(Store):
     """PostgreSQL shared by replicas; accounts are leased (rows with expiry)."""
 
@@ -590,7 +596,16 @@ class PostgresStore(Store):
     def _connect(self) -> _Connection:
         import psycopg
 
-        conn: _Connection = psycopg.connect(self._dsn, connect_timeout=30)
+        # Keepalives: a replica that vanished without closing its connection
+        # loses its session (and its locks) in about a minute, not hours.
+        conn: _Connection = psycopg.connect(
+            self._dsn,
+            connect_timeout=30,
+            keepalives=1,
+            keepalives_idle=30,
+            keepalives_interval=10,
+            keepalives_count=3,
+        )
         return conn
 
     @contextmanager
@@ -599,7 +614,16 @@ class PostgresStore(Store):
         delivery of the same message waits for this one, and PostgreSQL
         drops the lock by itself when this replica's session ends."""
         name = "\n".join(key)
-        self._fetch("SELECT pg_advisory_lock(hashtextextended(?, 0))", (name,))
+        deadline = time.monotonic() + HOLD_WAIT_SECONDS
+        query = "SELECT pg_try_advisory_lock(hashtextextended(?, 0))"
+        while not self._fetch(query, (name,))[0][0]:
+            if time.monotonic() > deadline:
+                raise TemporaryError(
+                    f"another replica has been delivering this message for "
+                    f"{HOLD_WAIT_SECONDS} s; it is tried again on a later poll",
+                    not_delivered=True,
+                )
+            time.sleep(0.2)
         try:
             yield
         finally:

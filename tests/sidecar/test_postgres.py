@@ -10,6 +10,7 @@ from typing import Any
 import pytest
 
 from mailbridge.sidecar.config import load_config
+from mailbridge.sidecar.errors import TemporaryError
 from mailbridge.sidecar.service import Sidecar
 from mailbridge.sidecar.state import MessageState, PostgresStore
 from tests.servers.dovecot import DovecotServer
@@ -117,6 +118,31 @@ def _delivered(sidecar: Sidecar) -> float:
             ):
                 total += sample.value
     return total
+
+
+def test_a_replica_waits_for_a_held_key_only_so_long(
+    postgres_dsn: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A replica that holds a message's dedupe key makes another wait, up
+    to HOLD_WAIT_SECONDS; then the other gives up for this poll, with the
+    message surely not delivered. A key held and let go is free again."""
+    import mailbridge.sidecar.state as state
+
+    monkeypatch.setattr(state, "HOLD_WAIT_SECONDS", 0.5)
+    first, second = PostgresStore(postgres_dsn), PostgresStore(postgres_dsn)
+    with first.holding("inbox", "mid:<held@x>"):
+        with (
+            pytest.raises(TemporaryError, match="another replica") as caught,
+            second.holding("inbox", "mid:<held@x>"),
+        ):
+            pytest.fail("the key was held by the first replica")
+        assert caught.value.not_delivered
+        with second.holding("inbox", "mid:<other@x>"):
+            pass
+    with second.holding("inbox", "mid:<held@x>"):
+        pass
+    first.close()
+    second.close()
 
 
 def test_replicas_fetching_the_same_message_deliver_it_once(
