@@ -17,6 +17,7 @@ from mailbridge.sidecar.errors import ProtocolError
 from mailbridge.sidecar.pop3 import POP3Client
 from mailbridge.sidecar.service import Sidecar
 from mailbridge.sidecar.state import MessageState
+from mailbridge.sidecar.targets.imap import _mailbox
 from mailbridge.spec.models import TLSMode
 from tests.servers.dovecot import DovecotServer, make_certificates
 from tests.sidecar.helpers import (
@@ -293,6 +294,41 @@ def test_imap_folder_that_does_not_exist_yet_is_created(
     landed = dovecot.messages(inbox, "Imported")
     assert sorted(message_ids(landed)) == sorted(message_ids(sent))
     assert dovecot.messages(inbox) == []
+    sidecar.close()
+
+
+def test_imap_folder_with_letters_beyond_ascii(
+    dovecot: DovecotServer,
+    user_name: str,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Folder names go in IMAP's modified UTF-7 (RFC 3501 5.1.3), as Gmail
+    and Dovecot expect; the folder is made and found again by that name."""
+    assert _mailbox("~peter/mail/台北/日本語") == '"~peter/mail/&U,BTFw-/&ZeVnLIqe-"'
+    assert _mailbox("R&D") == '"R&-D"'
+    monkeypatch.setenv(env_for(user_name), dovecot.add_user(user_name))
+    inbox = user_name + "-gmail"
+    monkeypatch.setenv(env_for(inbox), dovecot.add_user(inbox))
+    account = {
+        "name": "utf7",
+        "pop3": pop3_block(dovecot, user_name),
+        "deliver_to": "alice@gmail.example",
+        "backup_of": "alice@example.com",
+        "via": "imap",
+        "imap": imap_block(dovecot, inbox, folder="Rückläufer"),
+    }
+    sidecar = Sidecar(load_config(write_config(tmp_path, [account])))
+    for index in (1, 2):  # the second poll probes the folder by its name
+        dovecot.deliver(user_name, make_message("utf7", index))
+        result = sidecar.run_once()["utf7"]
+        assert isinstance(result, PollResult), result
+        assert (result.delivered, result.duplicates) == (1, 0)
+    landed = dovecot.messages(inbox, "R&APw-ckl&AOQ-ufer")
+    assert sorted(message_ids(landed)) == [
+        "<utf7.1@source.example>",
+        "<utf7.2@source.example>",
+    ]
     sidecar.close()
 
 

@@ -110,7 +110,7 @@ class IMAPSession:
         date = _internal_date(message.header_value("Date"))
         date_part = f' "{date}"' if date else ""
         tag = self._send_tagged(
-            f"APPEND {_quote(folder)}{date_part} {{{message.size}}}"
+            f"APPEND {_mailbox(folder)}{date_part} {{{message.size}}}"
         )
         line = self._readline()
         if not line.startswith(b"+"):
@@ -149,7 +149,7 @@ class IMAPSession:
 
     def search(self, folder: str, criteria: str) -> list[int]:
         """UIDs in `folder` matching IMAP SEARCH `criteria` (read-only)."""
-        self.command(f"EXAMINE {_quote(folder)}")
+        self.command(f"EXAMINE {_mailbox(folder)}")
         _, _, untagged = self.command(f"UID SEARCH {criteria}")
         uids: list[int] = []
         for line in untagged:
@@ -158,7 +158,7 @@ class IMAPSession:
         return uids
 
     def has_folder(self, folder: str) -> bool:
-        _, _, untagged = self.command(f'LIST "" {_quote(folder)}')
+        _, _, untagged = self.command(f'LIST "" {_mailbox(folder)}')
         return any(line.startswith(b"* LIST ") for line in untagged)
 
     def search_message_id(self, folder: str, message_id: str) -> list[int]:
@@ -316,7 +316,7 @@ class IMAPDelivery:
         """The folder (a Gmail label) does not exist yet: make it. Another
         account or replica may make it at the same moment; that is fine."""
         try:
-            session.command(f"CREATE {_quote(folder)}")
+            session.command(f"CREATE {_mailbox(folder)}")
         except ProtocolError as err:
             if err.response_code == "ALREADYEXISTS":
                 return
@@ -366,6 +366,29 @@ class IMAPDelivery:
         session, self._session = self._session, None
         if session is not None:
             session.logout()
+
+
+def _mailbox(name: str) -> str:
+    """A folder name as IMAP wants it: quoted, in modified UTF-7 (RFC 3501
+    section 5.1.3), so `Rückläufer` goes as `R&APw-ckl&AOQ-ufer`."""
+    out: list[str] = []
+    wide: list[str] = []
+
+    def flush() -> None:
+        if wide:
+            data = "".join(wide).encode("utf-16-be")
+            text = base64.b64encode(data).decode().rstrip("=").replace("/", ",")
+            out.append(f"&{text}-")
+            wide.clear()
+
+    for char in name:
+        if " " <= char <= "~":
+            flush()
+            out.append("&-" if char == "&" else char)
+        else:
+            wide.append(char)
+    flush()
+    return _quote("".join(out))
 
 
 def _quote(text: str) -> str:
