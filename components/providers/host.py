@@ -32,7 +32,13 @@ def _wanted(props: dict[str, Any]) -> dict[str, Any]:
     return {path: HostFile.from_dict(data) for path, data in merged.items()}
 
 
-def _apply(props: dict[str, Any], previous: list[str]) -> dict[str, Any]:
+def _files_of(props: dict[str, Any]) -> dict[str, Any]:
+    return {**(props.get("files") or {}), **(props.get("secret_files") or {})}
+
+
+def _apply(
+    props: dict[str, Any], previous: list[str], olds: dict[str, Any] | None = None
+) -> dict[str, Any]:
     from mailbridge.deploy.hostfiles import (
         RELOAD_COMMANDS,
         apply_tree,
@@ -43,10 +49,19 @@ def _apply(props: dict[str, Any], previous: list[str]) -> dict[str, Any]:
 
     with open_target(props["connection"]) as target:
         changed = apply_tree(target, _wanted(props), previous)
+        # Files that differ from the last successful run count too: when a
+        # reload failed then, the files are in place but never took effect.
+        before, after = _files_of(olds or {}), _files_of(props)
+        stale = [
+            p
+            for p in sorted(before.keys() | after.keys())
+            if before.get(p) != after.get(p)
+        ]
+        due = sorted(set(changed) | set(stale if olds is not None else []))
         reloaded: list[str] = []
-        if props.get("reload") and changed:
+        if props.get("reload") and due:
             commands = {**RELOAD_COMMANDS, **(props.get("reload_commands") or {})}
-            reloaded = reload_services(target, services_for(changed), commands)
+            reloaded = reload_services(target, services_for(due), commands)
     outs = plain(props)
     outs["paths"] = sorted(_wanted(props))
     outs["changed"] = changed
@@ -75,16 +90,18 @@ class HostFilesProvider(ResourceProvider):
             news,
             ("files", "secret_files", "connection", "reload", "reload_commands"),
         )
+        # Another target may be the same machine by another name, port or
+        # user: the old files go first, or removing them would undo the new.
         return DiffResult(
             changes=bool(changes or replaces),
             replaces=replaces,
-            delete_before_replace=False,
+            delete_before_replace=True,
         )
 
     def update(
         self, _id: str, olds: dict[str, Any], news: dict[str, Any]
     ) -> UpdateResult:
-        return UpdateResult(outs=_apply(news, list(olds.get("paths") or [])))
+        return UpdateResult(outs=_apply(news, list(olds.get("paths") or []), olds))
 
     def read(self, id_: str, props: dict[str, Any]) -> ReadResult:
         from mailbridge.deploy.hostfiles import open_target, read_tree

@@ -4,9 +4,11 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
+
 from components.providers.host import HostFilesProvider
 from components.providers.zonefile import ZoneFragmentProvider
-from mailbridge.deploy.hostfiles import HostFile
+from mailbridge.deploy.hostfiles import HostError, HostFile
 
 
 def test_zone_fragment_crud_and_drift(tmp_path: Path) -> None:
@@ -63,8 +65,23 @@ def test_host_files_crud_reload_and_drift(tmp_path: Path) -> None:
     assert read.outs["files"]["etc/postfix/main.cf"]["content"] == "edited by hand\n"
     assert provider.diff(created.id, read.outs, changed).changes is True
 
+    # A reload that fails leaves the state as it was; the next run reloads,
+    # although the files on the host already match.
+    third = {
+        **changed,
+        "files": {"etc/postfix/main.cf": HostFile(b"a = 3\n").to_dict()},
+    }
+    broken = {**third, "reload_commands": {"postfix": "exit 3"}}
+    with pytest.raises(HostError, match="status 3"):
+        provider.update(created.id, updated, broken)
+    assert (root / "etc/postfix/main.cf").read_bytes() == b"a = 3\n"
+    retried = provider.update(created.id, updated, third).outs
+    assert retried["changed"] == [] and retried["reloaded"] == ["postfix"]
+    assert marker.read_text().split() == ["postfix", "postsrsd", "postfix", "postfix"]
+
     moved = {**changed, "connection": {"backend": "local", "root": str(tmp_path / "x")}}
-    assert provider.diff(created.id, updated, moved).replaces == ["connection"]
+    diff = provider.diff(created.id, updated, moved)
+    assert diff.replaces == ["connection"] and diff.delete_before_replace
     provider.delete(created.id, updated)
     assert not (root / "etc").exists()
 
