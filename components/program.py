@@ -28,7 +28,8 @@ def run(project_dir: Path | None = None) -> MailDomain:
     config = pulumi.Config("mailbridge")
     spec_path = root / config.require("spec")
     try:
-        spec = load_spec(spec_path).spec
+        loaded = load_spec(spec_path)
+        spec = loaded.spec
         peers = [
             load_spec(root / path).spec for path in (config.get_object("peers") or [])
         ]
@@ -40,10 +41,15 @@ def run(project_dir: Path | None = None) -> MailDomain:
     secrets = pulumi.Output.from_input(given).apply(
         lambda values: require_secrets(spec_path, spec, values)
     )
-    domain = MailDomain(
-        spec.domain,
-        MailDomainArgs(spec, secrets=secrets, peers=peers, project_dir=str(root)),
-    )
+    try:
+        domain = MailDomain(
+            spec.domain,
+            MailDomainArgs(spec, secrets=secrets, peers=peers, project_dir=str(root)),
+        )
+    except InputError as err:
+        # A valid spec that still cannot be deployed (an SPF record over the
+        # lookup limit, ...): its located problems, not a traceback.
+        raise pulumi.RunError(loaded.located(err).to_text()) from err
     pulumi.export("domain", domain.domain)
     if domain.zone_path is not None:
         pulumi.export("zone_fragment", domain.zone_path)

@@ -174,9 +174,5 @@ def command(
             _print_table(spec, records)
     except InputError as err:
         # A record problem names a field of the spec: point at its line.
-        problems = [
-            p if p.location else p.with_location(loaded.locate(p.path))
-            for p in err.problems
-        ]
-        raise InputError(problems) from err
+        raise loaded.located(err) from err
     _warn_placeholders(records, spec_path, keys_dir)

@@ -27,6 +27,16 @@ class LoadedSpec:
     def locate(self, path: tuple[str | int, ...]) -> Location:
         return self.document.locate(path)
 
+    def located(self, err: InputError) -> InputError:
+        """`err` with each problem that names only a field of this spec
+        pointed at that field's line."""
+        return InputError(
+            [
+                p if p.location else p.with_location(self.locate(p.path))
+                for p in err.problems
+            ]
+        )
+
 
 # Top-level keys that only a domain spec has; `version:` alone is enough, so
 # a spec whose `domain:` key is misspelt is reported, not silently skipped.

@@ -123,6 +123,21 @@ def test_bad_spec_stops_the_run_with_its_problems(
     assert "domain" in str(err.value)
 
 
+def test_spf_over_the_lookup_limit_stops_the_run_with_its_problem(
+    project: Path, deploy: Deploy
+) -> None:
+    spec = project / "stacks/example.com.yaml"
+    many = ", ".join(f"spf{i}.example.org" for i in range(11))
+    spec.write_text(
+        spec.read_text().replace("include: [_spf.google.com]", f"include: [{many}]")
+    )
+    with pytest.raises(pulumi.RunError) as err:
+        deploy(project)
+    assert "example.com.yaml:41" in str(err.value)
+    assert "11 DNS lookups" in str(err.value)
+    assert "fix:" in str(err.value)
+
+
 def test_second_example_signs_with_both_algorithms(
     project: Path, deploy: Deploy
 ) -> None:
