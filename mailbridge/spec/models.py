@@ -22,6 +22,7 @@ from mailbridge.spec.types import (
     DnsName,
     EmailAddress,
     Hostname,
+    IPAddress,
     IPv4,
     IPv6,
     Network,
@@ -277,13 +278,15 @@ class ZoneFileDNS(Model):
 
 class TSIGKey(Model):
     name: Hostname
-    algorithm: str = "hmac-sha256"
+    algorithm: Literal[
+        "hmac-sha256", "hmac-sha384", "hmac-sha512", "hmac-sha224", "hmac-sha1"
+    ] = "hmac-sha256"
     secret: SecretRef
 
 
 class RFC2136DNS(Model):
     backend: Literal["rfc2136"]
-    server: str = Field(description="IP address of the primary server.")
+    server: IPAddress = Field(description="IP address of the primary server.")
     port: Port = 53
     zone: Hostname | None = None
     tsig: TSIGKey

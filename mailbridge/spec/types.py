@@ -232,6 +232,7 @@ SecretRef = Annotated[str, BeforeValidator(check_secret_ref)]
 IPv4 = Annotated[str, AfterValidator(check_ipv4)]
 IPv6 = Annotated[str, AfterValidator(check_ipv6)]
 Network = Annotated[str, AfterValidator(check_network)]
+IPAddress = Annotated[str, AfterValidator(check_ip)]
 Port = Annotated[int, Field(ge=1, le=65535)]
 
 
