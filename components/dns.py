@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from functools import partial
@@ -54,6 +55,20 @@ def _resolve(secrets: pulumi.Input[Mapping[str, str]], ref: str) -> pulumi.Outpu
         lambda values: SecretStore(values=dict(values or {})).resolve(ref)
     )
     return pulumi.Output.secret(value)
+
+
+def _tsig_secret(ref: str, value: str) -> str:
+    """The TSIG secret, once it is seen to be base64 as TSIG keys are; a
+    wrong value stops the run naming the secret (never its value)."""
+    try:
+        base64.b64decode(value.strip(), validate=True)
+    except ValueError as err:
+        raise pulumi.RunError(
+            f"the TSIG secret {ref} is not base64; give the key's secret as "
+            f"the name server shows it (a `secret:` line of `keymgr`, or "
+            f"`tsig-keygen` output)"
+        ) from err
+    return value.strip()
 
 
 class DnsRecords(pulumi.ComponentResource):
@@ -149,7 +164,9 @@ class DnsRecords(pulumi.ComponentResource):
         planned: list[Record],
         secrets: pulumi.Input[Mapping[str, str]],
     ) -> list[pulumi.Resource]:
-        tsig_secret = _resolve(secrets, backend.tsig.secret)
+        tsig_secret = _resolve(secrets, backend.tsig.secret).apply(
+            partial(_tsig_secret, backend.tsig.secret)
+        )
         resources: list[pulumi.Resource] = []
         for record in planned:
             key = record_key(record)

@@ -138,6 +138,21 @@ def test_spf_over_the_lookup_limit_stops_the_run_with_its_problem(
     assert "fix:" in str(err.value)
 
 
+def test_a_tsig_secret_that_is_not_base64_stops_the_run_without_its_value(
+    project: Path, deploy: Deploy
+) -> None:
+    spec = project / "stacks/example.com.yaml"
+    spec.write_text(
+        spec.read_text()
+        + "dns:\n  backend: rfc2136\n  server: 127.0.0.1\n"
+        + '  tsig: {name: deploy.example.com, secret: "secret:tsig"}\n'
+    )
+    with pytest.raises(pulumi.RunError) as err:
+        deploy(project, secrets={**EXAMPLE_SECRETS, "tsig": "not base64 at all!"})
+    assert "TSIG secret secret:tsig is not base64" in str(err.value)
+    assert "not base64 at all!" not in str(err.value)
+
+
 def test_second_example_signs_with_both_algorithms(
     project: Path, deploy: Deploy
 ) -> None:
