@@ -100,3 +100,25 @@ def test_deploy_without_a_team_backend_never_invents_secrets(tmp_path: Path) -> 
     assert "set example secret" not in done.stdout
     host = checkout / "build/host"
     assert EXAMPLE_SECRETS["srs-2026a"] in (host / "etc/postsrsd.secret").read_text()
+
+
+def test_deploy_to_a_real_target_without_a_team_backend_is_refused(
+    tmp_path: Path,
+) -> None:
+    """Without a team backend every run would start from empty state and
+    make new DKIM keys for a real name server or host: CI refuses."""
+    checkout = copy_checkout(tmp_path / "checkout")
+    spec = checkout / "stacks/example.com.yaml"
+    spec.write_text(
+        spec.read_text()
+        + "dns:\n  backend: rfc2136\n  server: 192.0.2.53\n"
+        + '  tsig: {name: deploy.example.com, secret: "secret:tsig"}\n'
+    )
+    secrets = {env_name(name): value for name, value in EXAMPLE_SECRETS.items()}
+    refused = _deploy(checkout, tmp_path, **secrets, **{env_name("tsig"): "c2VjcmV0"})
+    assert refused.returncode == 1
+    assert refused.stdout.startswith(
+        "::error::stack example.com deploys to a real name server; set "
+        "PULUMI_BACKEND_URL"
+    ), refused.stdout + refused.stderr
+    assert not (checkout / ".pulumi-state").exists()
