@@ -15,6 +15,7 @@ import grp
 import io
 import logging
 import posixpath
+import secrets
 import shlex
 import stat
 import subprocess
@@ -263,14 +264,22 @@ class SSHTarget:
     def write(self, path: str, file: HostFile) -> None:
         target = self._path(path)
         folder, name = posixpath.split(target)
-        tmp = posixpath.join(folder, f".{name}.mailbridge-tmp")
+        # A new name each time, opened only if nothing is there yet ("x"):
+        # never written through a link someone left in the folder.
+        tmp = posixpath.join(folder, f".{name}.{secrets.token_hex(8)}.mailbridge-tmp")
         self.run(f"mkdir -p {shlex.quote(folder)}")
-        with self.sftp.open(tmp, "wb") as handle:
-            self.sftp.chmod(tmp, file.mode)
-            handle.write(file.content)
-        if file.group is not None:
-            self.run(f"chgrp {shlex.quote(file.group)} {shlex.quote(tmp)}")
-        self.sftp.posix_rename(tmp, target)
+        try:
+            with self.sftp.open(tmp, "wbx") as handle:
+                self.sftp.chmod(tmp, file.mode)
+                handle.write(file.content)
+            if file.group is not None:
+                self.run(f"chgrp {shlex.quote(file.group)} {shlex.quote(tmp)}")
+            self.sftp.posix_rename(tmp, target)
+        except BaseException:
+            # A half-made file (maybe holding a secret) is not left behind.
+            with contextlib.suppress(OSError):
+                self.sftp.remove(tmp)
+            raise
 
     def remove(self, path: str) -> None:
         target = self._path(path)
