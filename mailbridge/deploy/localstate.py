@@ -6,7 +6,11 @@ never changes on a user's machine. Before each run the tracked settings are
 copied over the working ones; secrets and the salt stay.
 
     python -m mailbridge.deploy.localstate merge TRACKED WORKING
+    python -m mailbridge.deploy.localstate spec-of TRACKED
     python -m mailbridge.deploy.localstate missing-secrets SPEC WORKING
+
+Bad input (a spec with problems, a stack file that is not one) is said as
+the other commands say it, with exit status 2 and no traceback.
 """
 
 from __future__ import annotations
@@ -20,20 +24,48 @@ from typing import Any
 import yaml
 
 from mailbridge.deploy.program import secret_refs
+from mailbridge.errors import InputError, Location
 from mailbridge.secrets import env_name
 from mailbridge.spec import load_spec
 from mailbridge.spec.types import secret_name
 
 SECRETS_KEY = "mailbridge:secrets"
+SPEC_KEY = "mailbridge:spec"
 
 
 def _read(path: Path) -> dict[str, Any]:
     if not path.exists():
         return {}
-    data = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+    try:
+        data = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+    except yaml.YAMLError as err:
+        raise InputError.single(
+            f"this Pulumi stack file is not valid YAML: {err}",
+            location=Location(str(path)),
+            fix="compare it with stacks/Pulumi.example.com.yaml",
+        ) from err
     if not isinstance(data, dict):
-        raise ValueError(f"{path} is not a Pulumi stack file (a mapping)")
+        raise InputError.single(
+            "this is not a Pulumi stack file",
+            location=Location(str(path)),
+            expected="a mapping with a `config:` key",
+            fix="compare it with stacks/Pulumi.example.com.yaml",
+        )
     return data
+
+
+def spec_of(tracked: Path) -> str:
+    """The spec path a stack file names in `config: mailbridge:spec`."""
+    config = _read(tracked).get("config")
+    spec = config.get(SPEC_KEY) if isinstance(config, dict) else None
+    if not isinstance(spec, str) or not spec:
+        raise InputError.single(
+            f"the stack file names no spec ({SPEC_KEY})",
+            location=Location(str(tracked)),
+            expected=f"`config:` with `{SPEC_KEY}: stacks/<domain>.yaml`",
+            fix=f"add `{SPEC_KEY}: stacks/<domain>.yaml` under `config:`",
+        )
+    return spec
 
 
 def merge(tracked: dict[str, Any], working: dict[str, Any]) -> dict[str, Any]:
@@ -70,6 +102,17 @@ def missing_secrets(
 
 
 def main(argv: list[str]) -> int:
+    try:
+        return _command(argv)
+    except InputError as err:
+        sys.stderr.write(err.to_text() + "\n")
+        return 2
+
+
+def _command(argv: list[str]) -> int:
+    if len(argv) == 2 and argv[0] == "spec-of":
+        sys.stdout.write(spec_of(Path(argv[1])) + "\n")
+        return 0
     if len(argv) == 3 and argv[0] == "merge":
         tracked, working = Path(argv[1]), Path(argv[2])
         merged = merge(_read(tracked), _read(working))

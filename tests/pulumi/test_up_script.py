@@ -128,3 +128,16 @@ def test_a_secret_set_in_the_local_stack_is_deployed(checkout: Path) -> None:
     secret_file = checkout / "build/host/etc/postsrsd.secret"
     assert value in secret_file.read_text()
     assert value not in done.stdout + done.stderr
+
+
+def test_a_bad_spec_stops_up_with_its_problems(tmp_path: Path) -> None:
+    """A spec with problems stops the main job before Pulumi runs, with the
+    located problems and status 2, as `mailbridge validate` reports them."""
+    bad = copy_checkout(tmp_path / "checkout")
+    spec = bad / "stacks/example.com.yaml"
+    spec.write_text(spec.read_text().replace("domain: example.com", "domain: -bad-"))
+    done = _up(bad)
+    assert done.returncode == 2, done.stdout + done.stderr
+    assert "stacks/example.com.yaml:3:9: error: domain:" in done.stderr
+    assert "Traceback" not in done.stderr
+    assert "deployed" not in done.stdout
