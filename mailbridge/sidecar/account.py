@@ -6,6 +6,7 @@ import enum
 import logging
 import threading
 import time
+from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
@@ -188,7 +189,7 @@ class AccountPoller:
             client.quit()
             return
         now = time.time()
-        if self._is_reset(listing, known, now):
+        if self._is_reset(listing, known, now, client.list_sizes):
             result.status = PollStatus.RESET
             client.quit()
             return
@@ -326,13 +327,20 @@ class AccountPoller:
         self._store.mark_many(self.name, gone, MessageState.GONE)
 
     def _is_reset(
-        self, listing: dict[str, int], known: dict[str, MessageRow], now: float
+        self,
+        listing: dict[str, int],
+        known: dict[str, MessageRow],
+        now: float,
+        sizes: Callable[[], dict[int, int]],
     ) -> bool:
         """Most UIDLs changed at once: a server migration or index rebuild.
 
         Re-importing the mailbox would flood the inbox, so the account is
         paused until a person checks and runs `--seed` for it. Messages that
-        were due for deletion are not expected on the server any more.
+        were due for deletion are not expected on the server any more. A
+        reset renames messages, it does not replace them: when the sizes
+        (POP3 LIST) show that the new UIDLs are other messages (kept mail
+        deleted in webmail while new mail came), it is no reset.
         """
         expected = {
             u
@@ -341,11 +349,22 @@ class AccountPoller:
         }
         if not expected or not listing:
             return False
-        missing = len(expected - listing.keys())
-        unknown = len(listing.keys() - known.keys())
+        vanished = expected - listing.keys()
+        fresh = listing.keys() - known.keys()
+        missing, unknown = len(vanished), len(fresh)
         if missing < max(RESET_MIN, len(expected) / 2):
             return False
         if unknown < max(RESET_MIN, len(listing) / 2):
+            return False
+        if not _could_be_renamed(
+            [known[u].size for u in vanished], [listing[u] for u in fresh], sizes
+        ):
+            log.info(
+                "uidls replaced, not renamed account=%s vanished=%d new=%d",
+                self.name,
+                missing,
+                unknown,
+            )
             return False
         reason = (
             f"UIDL reset suspected: {missing} of {len(expected)} known messages "
@@ -549,6 +568,23 @@ class AccountPoller:
 
 class _LeaseLost(SidecarError):
     kind = "lease-lost"
+
+
+def _could_be_renamed(
+    old_sizes: list[int | None],
+    new_numbers: list[int],
+    sizes: Callable[[], dict[int, int]],
+) -> bool:
+    """Whether the new messages could be the vanished ones under new UIDLs:
+    at least half of the smaller side matches in size. Without sizes for
+    most of the vanished (seeded rows have none) it cannot be ruled out."""
+    old = Counter(size for size in old_sizes if size is not None)
+    if sum(old.values()) < len(old_sizes) / 2:
+        return True
+    listed = sizes()
+    new = Counter(listed[n] for n in new_numbers if n in listed)
+    matched = sum((old & new).values())
+    return matched >= min(sum(old.values()), len(new_numbers)) / 2
 
 
 def _return_path(message: SpooledMessage) -> str:

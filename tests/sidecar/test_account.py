@@ -81,6 +81,35 @@ def test_uidl_reset_pauses_the_account_and_seed_resumes_it(
     sidecar.close()
 
 
+def test_kept_mail_deleted_elsewhere_while_new_mail_came_is_no_reset(
+    dovecot: DovecotServer,
+    smtp_sink: SmtpSink,
+    user_name: str,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The owner deletes the kept mail in webmail and new mail arrives before
+    the next poll: as many UIDLs vanish as appear, but the sizes show other
+    messages, not renamed ones, so the new mail goes and nothing pauses."""
+    monkeypatch.setenv(env_for(user_name), dovecot.add_user(user_name))
+    for i in range(4):
+        dovecot.deliver(user_name, make_message("kept", i))
+    account = _smtp_account(dovecot, user_name, smtp_sink.port, keep_on_server=True)
+    sidecar = Sidecar(load_config(write_config(tmp_path, [account])))
+    assert _result(sidecar.run_once()["acct"]).delivered == 4
+
+    for sub in ("cur", "new"):  # deleted by another client: files go
+        for path in (dovecot.maildir(user_name) / sub).iterdir():
+            path.unlink()
+    for i in range(4):
+        dovecot.deliver(user_name, make_message("fresh", i, 3000 + 500 * i))
+    after = _result(sidecar.run_once()["acct"])
+    assert (after.status, after.delivered) == (PollStatus.OK, 4)
+    assert sidecar.store.account("acct").paused is None
+    assert len(smtp_sink.wait_for(8)) == 8
+    sidecar.close()
+
+
 def test_seed_records_everything_without_delivering(
     dovecot: DovecotServer,
     smtp_sink: SmtpSink,
