@@ -24,34 +24,17 @@ from typing import Any
 import yaml
 
 from mailbridge.deploy.program import secret_refs
+from mailbridge.deploy.stacks import SPEC_KEY, read_stack_file
 from mailbridge.errors import InputError, Location
 from mailbridge.secrets import env_name
 from mailbridge.spec import load_spec
 from mailbridge.spec.types import secret_name
 
 SECRETS_KEY = "mailbridge:secrets"
-SPEC_KEY = "mailbridge:spec"
 
 
 def _read(path: Path) -> dict[str, Any]:
-    if not path.exists():
-        return {}
-    try:
-        data = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
-    except yaml.YAMLError as err:
-        raise InputError.single(
-            f"this Pulumi stack file is not valid YAML: {err}",
-            location=Location(str(path)),
-            fix="compare it with stacks/Pulumi.example.com.yaml",
-        ) from err
-    if not isinstance(data, dict):
-        raise InputError.single(
-            "this is not a Pulumi stack file",
-            location=Location(str(path)),
-            expected="a mapping with a `config:` key",
-            fix="compare it with stacks/Pulumi.example.com.yaml",
-        )
-    return data
+    return read_stack_file(path) if path.exists() else {}
 
 
 def spec_of(tracked: Path) -> str:

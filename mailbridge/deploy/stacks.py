@@ -13,6 +13,7 @@ import subprocess
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
+from typing import Any
 
 import yaml
 
@@ -63,19 +64,33 @@ class ChangedStack:
         }
 
 
+def read_stack_file(path: Path) -> dict[str, Any]:
+    """A Pulumi stack file as a mapping; bad YAML or another shape is bad input."""
+    expected = "a Pulumi stack file with a `config:` mapping"
+    try:
+        data = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+    except yaml.YAMLError as err:
+        raise InputError.single(
+            f"stack file is not valid YAML: {err}",
+            location=Location(str(path)),
+            expected=expected,
+        ) from err
+    if not isinstance(data, dict):
+        raise InputError.single(
+            "this is not a Pulumi stack file",
+            location=Location(str(path)),
+            expected=expected,
+            fix="compare it with stacks/Pulumi.example.com.yaml",
+        )
+    return data
+
+
 def find_stacks(root: Path, stacks_dir: str = "stacks") -> list[Stack]:
     """Every `Pulumi.<stack>.yaml` under `root/stacks_dir`, sorted by name."""
     found = []
     for path in sorted((root / stacks_dir).glob(f"{STACK_PREFIX}*{STACK_SUFFIX}")):
         name = path.name[len(STACK_PREFIX) : -len(STACK_SUFFIX)]
-        try:
-            data = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
-        except yaml.YAMLError as err:
-            raise InputError.single(
-                f"stack file is not valid YAML: {err}",
-                location=Location(str(path)),
-                expected="a Pulumi stack file with a `config:` mapping",
-            ) from err
+        data = read_stack_file(path)
         config = data.get("config") or {}
         if not isinstance(config, dict):
             config = {}

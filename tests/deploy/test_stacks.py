@@ -10,6 +10,7 @@ import pytest
 
 from mailbridge.cli.main import main
 from mailbridge.deploy.stacks import Stack, changed_since, changed_stacks, find_stacks
+from mailbridge.errors import InputError
 
 COM = Stack(
     "example.com",
@@ -83,6 +84,15 @@ def test_stack_files_are_found(repo: Path) -> None:
     assert [s.name for s in stacks] == ["example.com", "example.net"]
     assert stacks[0].spec == "stacks/example.com.yaml"
     assert stacks[0].peers == ("stacks/example.net.yaml",)
+
+
+def test_a_stack_file_that_is_no_mapping_is_bad_input(tmp_path: Path) -> None:
+    (tmp_path / "stacks").mkdir()
+    (tmp_path / "stacks/Pulumi.x.example.yaml").write_text("- a list\n")
+    with pytest.raises(InputError) as err:
+        find_stacks(tmp_path)
+    text = err.value.to_text()
+    assert "Pulumi.x.example.yaml" in text and "not a Pulumi stack file" in text
 
 
 def test_changed_since_sees_commits_edits_and_new_files(
