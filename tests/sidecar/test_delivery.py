@@ -263,72 +263,49 @@ def test_imap_append_keeps_source_and_never_duplicates(
     sidecar.close()
 
 
+@pytest.mark.parametrize(
+    ("folder", "on_disk"),
+    [("Imported", "Imported"), ("Rückläufer", "R&APw-ckl&AOQ-ufer")],
+    ids=["ascii", "beyond-ascii"],
+)
 def test_imap_folder_that_does_not_exist_yet_is_created(
     dovecot: DovecotServer,
     user_name: str,
     tmp_path: Path,
     monkeypatch: pytest.MonkeyPatch,
+    folder: str,
+    on_disk: str,
 ) -> None:
     """A folder (a Gmail label) missing at the target is answered with
     [TRYCREATE]: the sidecar creates it and appends there. As a backup path
-    it first probes that folder, which finds nothing rather than failing."""
+    it first probes that folder, which finds nothing rather than failing;
+    the next poll probes it by the same name. Names go in IMAP's modified
+    UTF-7 (RFC 3501 5.1.3), as Gmail and Dovecot expect."""
+    assert _mailbox("~peter/mail/台北/日本語") == '"~peter/mail/&U,BTFw-/&ZeVnLIqe-"'
+    assert _mailbox("R&D") == '"R&-D"'
     monkeypatch.setenv(env_for(user_name), dovecot.add_user(user_name))
     inbox = user_name + "-gmail"
     monkeypatch.setenv(env_for(inbox), dovecot.add_user(inbox))
-    sent = [make_message("label", i) for i in range(2)]
-    for data in sent:
-        dovecot.deliver(user_name, data)
-    assert not dovecot.maildir(inbox, "Imported").exists()
+    assert not dovecot.maildir(inbox, on_disk).exists()
     account = {
         "name": "labelled",
         "pop3": pop3_block(dovecot, user_name),
         "deliver_to": "alice@gmail.example",
         "backup_of": "alice@example.com",
         "via": "imap",
-        "imap": imap_block(dovecot, inbox, folder="Imported"),
+        "imap": imap_block(dovecot, inbox, folder=folder),
     }
     sidecar = Sidecar(load_config(write_config(tmp_path, [account])))
-    result = sidecar.run_once()["labelled"]
-    assert isinstance(result, PollResult), result
-    assert (result.delivered, result.duplicates) == (2, 0)
-    landed = dovecot.messages(inbox, "Imported")
+    sent = [make_message("label", i) for i in range(3)]
+    for batch in (sent[:2], sent[2:]):
+        for data in batch:
+            dovecot.deliver(user_name, data)
+        result = sidecar.run_once()["labelled"]
+        assert isinstance(result, PollResult), result
+        assert (result.delivered, result.duplicates) == (len(batch), 0)
+    landed = dovecot.messages(inbox, on_disk)
     assert sorted(message_ids(landed)) == sorted(message_ids(sent))
     assert dovecot.messages(inbox) == []
-    sidecar.close()
-
-
-def test_imap_folder_with_letters_beyond_ascii(
-    dovecot: DovecotServer,
-    user_name: str,
-    tmp_path: Path,
-    monkeypatch: pytest.MonkeyPatch,
-) -> None:
-    """Folder names go in IMAP's modified UTF-7 (RFC 3501 5.1.3), as Gmail
-    and Dovecot expect; the folder is made and found again by that name."""
-    assert _mailbox("~peter/mail/台北/日本語") == '"~peter/mail/&U,BTFw-/&ZeVnLIqe-"'
-    assert _mailbox("R&D") == '"R&-D"'
-    monkeypatch.setenv(env_for(user_name), dovecot.add_user(user_name))
-    inbox = user_name + "-gmail"
-    monkeypatch.setenv(env_for(inbox), dovecot.add_user(inbox))
-    account = {
-        "name": "utf7",
-        "pop3": pop3_block(dovecot, user_name),
-        "deliver_to": "alice@gmail.example",
-        "backup_of": "alice@example.com",
-        "via": "imap",
-        "imap": imap_block(dovecot, inbox, folder="Rückläufer"),
-    }
-    sidecar = Sidecar(load_config(write_config(tmp_path, [account])))
-    for index in (1, 2):  # the second poll probes the folder by its name
-        dovecot.deliver(user_name, make_message("utf7", index))
-        result = sidecar.run_once()["utf7"]
-        assert isinstance(result, PollResult), result
-        assert (result.delivered, result.duplicates) == (1, 0)
-    landed = dovecot.messages(inbox, "R&APw-ckl&AOQ-ufer")
-    assert sorted(message_ids(landed)) == [
-        "<utf7.1@source.example>",
-        "<utf7.2@source.example>",
-    ]
     sidecar.close()
 
 
