@@ -428,17 +428,28 @@ class AccountPoller:
         probeable = self._target.can_probe and (
             message_id is not None or self._target.probes_content
         )
-        if probeable and (was_delivering or self.account.backup_of):
+        # Another account's delivery of the same message that was cut off
+        # (a crash) may have reached this inbox: look before sending.
+        elsewhere = (
+            None
+            if was_delivering
+            else self._store.delivering_elsewhere(self.name, uidl, key)
+        )
+        if probeable and (was_delivering or self.account.backup_of or elsewhere):
             found = self._target.probe(message)
             if found is not None:
                 state = (
                     MessageState.DELIVERED if was_delivering else MessageState.DUPLICATE
                 )
-                why = (
-                    "found at the target after an interrupted delivery"
-                    if was_delivering
-                    else f"arrived by forwarding from {self.account.backup_of}"
-                )
+                if was_delivering:
+                    why = "found at the target after an interrupted delivery"
+                elif elsewhere:
+                    why = (
+                        f"found at the target after account={elsewhere[0]} "
+                        f"uidl={elsewhere[1]} was cut off delivering it"
+                    )
+                else:
+                    why = f"arrived by forwarding from {self.account.backup_of}"
                 return self._confirm(message, uidl, key, found, state, started, why)
         elif was_delivering:
             log.warning(

@@ -73,6 +73,8 @@ SCHEMA = (
         attempts INTEGER NOT NULL DEFAULT 0,
         PRIMARY KEY (account, uidl)
     )""",
+    """CREATE INDEX IF NOT EXISTS sidecar_messages_dedupe
+        ON sidecar_messages (dedupe_key)""",
     """CREATE TABLE IF NOT EXISTS sidecar_replicas (
         owner TEXT PRIMARY KEY,
         expires DOUBLE PRECISION NOT NULL
@@ -448,6 +450,18 @@ class Store:
     def _hold_shared(self, key: tuple[str, str]) -> AbstractContextManager[None]:
         """Hold `key` against other processes sharing this store: none here."""
         return nullcontext()
+
+    def delivering_elsewhere(
+        self, account: str, uidl: str, dedupe_key: str
+    ) -> tuple[str, str] | None:
+        """(account, UIDL) of another message with this key left `delivering`
+        (its delivery was cut off), if any."""
+        rows = self._fetch(
+            "SELECT account, uidl FROM sidecar_messages WHERE dedupe_key = ? "
+            "AND state = ? AND NOT (account = ? AND uidl = ?)",
+            (dedupe_key, str(MessageState.DELIVERING), account, uidl),
+        )
+        return (str(rows[0][0]), str(rows[0][1])) if rows else None
 
     def find_delivered(self, target: str, dedupe_key: str) -> tuple[str, str] | None:
         """(account, UIDL) that already brought this message to `target`."""

@@ -309,6 +309,44 @@ def test_imap_folder_that_does_not_exist_yet_is_created(
     sidecar.close()
 
 
+def test_a_delivery_another_account_was_cut_off_in_is_looked_up_first(
+    dovecot: DovecotServer,
+    user_name: str,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Account one was appending a message when the process died; account
+    two fetches the same message for the same inbox. Account two looks for
+    it there before sending, finds it, and records a duplicate."""
+    monkeypatch.setenv(env_for(user_name), dovecot.add_user(user_name))
+    inbox = user_name + "-gmail"
+    monkeypatch.setenv(env_for(inbox), dovecot.add_user(inbox))
+    message = make_message("cut", 1)
+    dovecot.deliver(user_name, message)
+    dovecot.deliver(inbox, message)  # account one's APPEND went through
+    account = {
+        "name": "two",
+        "pop3": pop3_block(dovecot, user_name),
+        "deliver_to": "alice@gmail.example",
+        "via": "imap",
+        "imap": imap_block(dovecot, inbox, folder="INBOX"),
+    }
+    sidecar = Sidecar(load_config(write_config(tmp_path, [account])))
+    sidecar.store.mark(
+        "one",
+        "u-cut",
+        MessageState.DELIVERING,
+        dedupe_key="mid:<cut.1@source.example>",
+    )
+    result = sidecar.run_once()["two"]
+    assert isinstance(result, PollResult), result
+    assert (result.delivered, result.duplicates, result.deleted) == (0, 1, 1)
+    assert len(dovecot.messages(inbox)) == 1
+    (row,) = sidecar.store.messages("two").values()
+    assert row.target_id and row.target_id.startswith("uid:")
+    sidecar.close()
+
+
 def test_interrupted_append_without_message_id_is_found_by_content(
     dovecot: DovecotServer,
     user_name: str,
