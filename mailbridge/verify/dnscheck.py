@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import ipaddress
+import re
 from collections.abc import Sequence
 
 from mailbridge.dns.record import Record
@@ -48,7 +49,23 @@ async def check_mx(resolver: Resolver, domain: str) -> tuple[Finding, list[str]]
     why = "other servers deliver mail for the domain to its MX hosts"
     if lookup.outcome.is_unknown:
         return _unknown("mx", subject, lookup, why), []
-    hosts = [v.split()[-1] for v in lookup.values if v.split()[-1] != "."]
+    records = sorted(
+        (int(v.split()[0]), v.split()[-1]) for v in lookup.values if len(v.split()) == 2
+    )
+    if any(host == "." for _, host in records) and len(records) > 1:
+        finding = Finding(
+            check="mx",
+            subject=subject,
+            status=Status.ERROR,
+            expected="a null MX (`0 .`) alone, or MX hosts without it",
+            found=lookup.describe(),
+            why="a null MX says the domain takes no mail; other MX records "
+            "beside it make receivers' behaviour undefined (RFC 7505 section 3)",
+            fix="remove the `0 .` record if the domain takes mail, else the others",
+        )
+        return finding, []
+    # Lowest preference first: the primary MX is the one to check further.
+    hosts = [host for _, host in records if host != "."]
     if not hosts:
         finding = Finding(
             check="mx",
@@ -120,14 +137,24 @@ def _limit(
     why: str,
     fix: str,
 ) -> Finding:
+    hidden = [m for m in result.macros if m.lower().startswith(("include", "redirect"))]
     if count > limit:
         status = Status.ERROR
     elif not result.complete:
         status = Status.UNKNOWN
         fix = "retry; some lookups got no answer: " + ", ".join(result.unresolved)
+    elif hidden:
+        # What such an include brings depends on each sender: its lookups
+        # cannot be counted here, so the record cannot be called within limits.
+        status = Status.WARNING
+        fix = (
+            "count the lookups behind "
+            + ", ".join(hidden)
+            + " for your senders, or name the included domain without macros"
+        )
     else:
         status = Status.OK
-    found = str(count) if result.complete else f"at least {count}"
+    found = str(count) if result.complete and not hidden else f"at least {count}"
     if result.macros:
         found += (
             f" (not followed, they depend on the sender: {', '.join(result.macros)})"
@@ -174,7 +201,6 @@ _DMARC_VALUES = {
     "adkim": ("r", "s"),
     "aspf": ("r", "s"),
 }
-_DMARC_TAGS = {"v", "p", "sp", "pct", "rua", "ruf", "adkim", "aspf", "fo", "rf", "ri"}
 
 
 def dmarc_errors(text: str) -> list[str]:
@@ -188,15 +214,18 @@ def dmarc_errors(text: str) -> list[str]:
     if "p" not in tags:
         errors.append("the p= tag is required")
     for name, allowed in _DMARC_VALUES.items():
-        if name in tags and tags[name] not in allowed:
+        # Values compare without regard to case (RFC 7489's ABNF strings).
+        if name in tags and tags[name].lower() not in allowed:
             errors.append(f"{name}={tags[name]} is not one of {', '.join(allowed)}")
-    if "pct" in tags and not (tags["pct"].isdigit() and int(tags["pct"]) <= 100):
-        errors.append(f"pct={tags['pct']} is not 0 to 100")
+    pct = tags.get("pct")
+    if pct is not None and not (re.fullmatch("[0-9]{1,3}", pct) and int(pct) <= 100):
+        errors.append(f"pct={pct} is not 0 to 100")
     for name in ("rua", "ruf"):
         for uri in filter(None, tags.get(name, "").split(",")):
             if not uri.lower().startswith("mailto:") or "@" not in uri:
                 errors.append(f"{name} URI {uri!r} is not mailto:address")
-    errors.extend(f"unknown tag {name}=" for name in tags if name not in _DMARC_TAGS)
+    # Tags this check does not know (np=, psd=, t= of newer drafts) are
+    # ignored, as receivers must ignore them (RFC 7489 section 6.3).
     return errors
 
 
@@ -207,7 +236,14 @@ def report_domains(text: str, domain: str) -> list[str]:
     for name in ("rua", "ruf"):
         for uri in filter(None, tags.get(name, "").split(",")):
             target = uri.split("!", 1)[0].rsplit("@", 1)[-1].lower().rstrip(".")
-            inside = target == domain or target.endswith("." + domain)
+            # The domain itself, a name below it, or a parent of it (a
+            # subdomain reporting to its organization's address) need no
+            # authorization record.
+            inside = (
+                target == domain
+                or target.endswith("." + domain)
+                or ("." in target and domain.endswith("." + target))
+            )
             if "@" in uri and not inside and target not in found:
                 found.append(target)
     return found

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import enum
 import logging
+import re
 import ssl
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -69,7 +70,7 @@ def parse_policy(text: str) -> Policy:
         errors.append(f"mode is {mode!r}, not enforce, testing or none")
     max_age: int | None = None
     age = values.get("max_age", "")
-    if age.isdigit() and int(age) <= 31557600:
+    if re.fullmatch("[0-9]{1,10}", age) and int(age) <= 31557600:
         max_age = int(age)
     else:
         errors.append(f"max_age is {age!r}, not 0 to 31557600 seconds")
@@ -164,7 +165,10 @@ def _unchunk(body: bytes) -> bytes:
     out = bytearray()
     while body:
         size_text, _, body = body.partition(b"\r\n")
-        size = int(size_text.split(b";")[0] or b"0", 16)
+        digits = size_text.split(b";")[0].strip() or b"0"
+        if not re.fullmatch(rb"[0-9A-Fa-f]{1,8}", digits):
+            raise FetchError(f"the policy's chunked body is broken: {digits[:20]!r}")
+        size = int(digits, 16)
         if size == 0:
             break
         out += body[:size]
@@ -200,6 +204,9 @@ async def check_mta_sts(
     why = "senders that know MTA-STS deliver only over TLS to the listed MX hosts"
     if address is None:
         lookup = await resolver.query(host, "A")
+        if not lookup.values and not lookup.outcome.is_unknown:
+            # A policy host may have IPv6 only.
+            lookup = await resolver.query(host, "AAAA")
         if not lookup.values:
             status = Status.UNKNOWN if lookup.outcome.is_unknown else Status.ERROR
             findings.append(
@@ -210,7 +217,8 @@ async def check_mta_sts(
                     expected=f"an address for {host}",
                     found=lookup.describe(),
                     why=why,
-                    fix=f"publish an A record for {host} at the policy web host",
+                    fix=f"publish an A or AAAA record for {host} at the policy "
+                    "web host",
                 )
             )
             return findings
@@ -247,7 +255,7 @@ async def _check_txt(resolver: Resolver, domain: str) -> Finding | None:
     records = [v for v in lookup.values if v.replace(" ", "").startswith("v=STSv1")]
     tags = parse_tags(records[0]) if len(records) == 1 else None
     ident = (tags or {}).get("id", "")
-    ok = bool(ident) and ident.isalnum() and len(ident) <= 32
+    ok = re.fullmatch("[A-Za-z0-9]{1,32}", ident) is not None
     status = Status.UNKNOWN if lookup.outcome.is_unknown else Status.ERROR
     return Finding(
         check="mta-sts.txt",

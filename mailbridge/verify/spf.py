@@ -101,6 +101,9 @@ def _target(term: Term, domain: str) -> str | None:
     if value.startswith("/"):
         value = ""
     value = value.split("/", 1)[0]
+    # %{d} is the domain being checked, known here; other macros name the
+    # sender or its address, which only a receiver knows.
+    value = value.replace("%{d}", domain).replace("%{D}", domain)
     if "%" in value:
         return None
     return (value or domain).rstrip(".").lower()

@@ -12,7 +12,7 @@ from mailbridge.dns.record import Level, Record, RecordType
 from mailbridge.errors import InputError
 from mailbridge.verify import Status
 from mailbridge.verify.compare import compare
-from mailbridge.verify.dnscheck import dmarc_errors, report_domains
+from mailbridge.verify.dnscheck import _limit, check_mx, dmarc_errors, report_domains
 from mailbridge.verify.lookup import Lookup, Outcome, Resolver
 from mailbridge.verify.mta_sts import FetchError, _http_body, mx_matches, parse_policy
 from mailbridge.verify.options import VerifyOptions, parse_address, parse_ports
@@ -62,6 +62,8 @@ def test_mta_sts_policy_errors() -> None:
     assert good.errors == () and good.mx == ("mx1.a.test",)
     bad = parse_policy("version: STSv2\nmode: strict\nmax_age: forever\n")
     assert len(bad.errors) == 4
+    odd = parse_policy("version: STSv1\nmode: enforce\nmx: a.test\nmax_age: ²\n")
+    assert odd.errors == ("max_age is '²', not 0 to 31557600 seconds",)
 
 
 def test_policy_http_answers() -> None:
@@ -74,6 +76,9 @@ def test_policy_http_answers() -> None:
         b"5\r\nversi\r\nb\r\non: STSv1\r\n\r\n0\r\n\r\n"
     )
     assert _http_body(chunked, "h") == "version: STSv1\r\n"
+    broken = chunked.replace(b"5\r\nversi", b"zz\r\nversi")
+    with pytest.raises(FetchError, match="chunked body is broken"):
+        _http_body(broken, "h")
     with pytest.raises(FetchError, match="301"):
         _http_body(b"HTTP/1.1 301 Moved\r\nLocation: x\r\n\r\n", "h")
 
@@ -81,7 +86,10 @@ def test_policy_http_answers() -> None:
 def test_dmarc_syntax_and_report_domains() -> None:
     assert dmarc_errors("v=DMARC1; p=reject; rua=mailto:a@b.test") == []
     errors = dmarc_errors("v=DMARC1; p=maybe; pct=150; rua=https://x; zz=1")
-    assert len(errors) == 4
+    assert len(errors) == 3, errors
+    # Unknown tags are ignored and values compare without case (RFC 7489 6.3).
+    assert dmarc_errors("v=DMARC1; p=Reject; np=reject; psd=n; t=y") == []
+    assert dmarc_errors("v=DMARC1; p=reject; pct=²") == ["pct=² is not 0 to 100"]
     assert dmarc_errors("p=reject") == ["must start with v=DMARC1"]
     assert dmarc_errors("v=DMARC1; p=none; p=reject") == [
         "not a list of tag=value pairs (or a tag repeats)"
@@ -91,6 +99,9 @@ def test_dmarc_syntax_and_report_domains() -> None:
         "ruf=mailto:c@y.test"
     )
     assert report_domains(text, "x.test") == ["y.test"]
+    # A subdomain reporting to its parent's address needs no authorization.
+    assert report_domains("v=DMARC1; p=none; rua=mailto:d@x.test", "sub.x.test") == []
+    assert report_domains("v=DMARC1; p=none; rua=mailto:d@test", "x.test") == ["test"]
 
 
 def test_tag_lists() -> None:
@@ -204,3 +215,38 @@ def test_placeholder_findings_say_why_the_key_matters() -> None:
         finding = compare(record, live, "dkim.s1")
         assert finding.why and "RFC 6376" in finding.why
         assert "placeholder" not in finding.why
+
+
+def test_spf_include_with_a_sender_macro_cannot_be_called_within_limits() -> None:
+    """No DNS is needed: %{d} is the domain itself and is followed (its
+    lookup gets no answer here); an include naming the sender is not, and
+    the count is only a lower bound, a warning rather than ok."""
+    top = _live("TXT", "v=spf1 include:%{l}.users.a.test -all")
+    resolver = Resolver(("127.0.0.1", 9), timeout=0.1)
+    result = asyncio.run(walk(resolver, "a.test", top))
+    assert result.macros == ["include:%{l}.users.a.test"]
+    finding = _limit("spf.lookups", "a.test TXT", result.lookups, 10, result, "", "")
+    assert finding.status == Status.WARNING
+    assert finding.found is not None and finding.found.startswith("at least 1")
+    own = _live("TXT", "v=spf1 include:%{d}.spf.a.test -all")
+    followed = asyncio.run(walk(resolver, "a.test", own))
+    assert followed.macros == [] and resolver.queries == 1
+
+
+def test_mx_hosts_in_preference_order_and_a_mixed_null_mx() -> None:
+    class Answers(Resolver):
+        def __init__(self, values: tuple[str, ...]) -> None:
+            super().__init__(("127.0.0.1", 9), timeout=0.1)
+            self.values = values
+
+        async def query(self, name: str, rtype: str) -> Lookup:
+            return Lookup(name, rtype, Outcome.ANSWER, self.values)
+
+    finding, hosts = asyncio.run(
+        check_mx(Answers(("10 backup.b.test.", "5 primary.a.test.")), "a.test")
+    )
+    assert finding.status == Status.OK
+    assert hosts == ["primary.a.test", "backup.b.test"]
+    mixed, hosts = asyncio.run(check_mx(Answers(("0 .", "10 mx.a.test.")), "a.test"))
+    assert mixed.status == Status.ERROR and hosts == []
+    assert "RFC 7505" in (mixed.why or "")
