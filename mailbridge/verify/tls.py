@@ -235,6 +235,7 @@ def _names(certificate: x509.Certificate) -> str:
 async def check_service(service: Service, port: int, target: Target) -> list[Finding]:
     """Every finding for one service of the mail host."""
     subject = f"{target.hostname}:{port} ({service.name}, {_show(target.address)})"
+    strict_error: str | None = None
     try:
         seen = await _dial(service, port, target, legacy=False)
     except (ssl.SSLError, ConnectionResetError) as err:
@@ -244,9 +245,10 @@ async def check_service(service: Service, port: int, target: Target) -> list[Fin
             seen = await _dial(service, port, target, legacy=True)
         except (TimeoutError, OSError, ssl.SSLError, ProbeError):
             return [_dial_failure(service, port, subject, target, err)]
+        strict_error = str(err) or type(err).__name__
     except (TimeoutError, OSError, ProbeError) as err:
         return [_dial_failure(service, port, subject, target, err)]
-    return _assess(service, subject, target, seen)
+    return _assess(service, subject, target, seen, strict_error)
 
 
 async def _dial(service: Service, port: int, target: Target, *, legacy: bool) -> Probe:
@@ -317,8 +319,14 @@ _WHY_PORT = {
 
 
 def _assess(
-    service: Service, subject: str, target: Target, seen: Probe
+    service: Service,
+    subject: str,
+    target: Target,
+    seen: Probe,
+    strict_error: str | None = None,
 ) -> list[Finding]:
+    """`strict_error`: why a handshake with today's settings (TLS 1.2 or
+    newer, no weak ciphers or keys) failed when a lenient one did not."""
     name = service.name
     slow = seen.latency_ms > target.latency_target_ms
     findings = [
@@ -350,16 +358,24 @@ def _assess(
     )
     if cert is not None:
         findings.extend(_certificate(name, subject, target, cert))
-    good = seen.tls_version in ("TLSv1.2", "TLSv1.3")
+    modern = seen.tls_version in ("TLSv1.2", "TLSv1.3")
+    good = modern and strict_error is None
+    found = seen.tls_version or "no TLS"
+    fix = None if good else "enable TLS 1.2 and 1.3 in the server"
+    if modern and strict_error is not None:
+        # The version is new enough, but only weak ciphers, DH groups or
+        # keys were offered: a client with secure defaults fails.
+        found += f", but only with settings secure clients refuse ({strict_error})"
+        fix = "offer ECDHE with AES-GCM or ChaCha20, and keys of 2048 bits or more"
     findings.append(
         Finding(
             check=f"tls.{name}.version",
             subject=subject,
             status=Status.OK if good else Status.ERROR,
-            expected="TLS 1.2 or newer",
-            found=seen.tls_version or "no TLS",
+            expected="TLS 1.2 or newer, with settings secure clients accept",
+            found=found,
             why="TLS 1.0 and 1.1 are retired (RFC 8996); Gmail requires 1.2",
-            fix=None if good else "enable TLS 1.2 and 1.3 in the server",
+            fix=fix,
         )
     )
     findings.extend(_delivery(subject, target.recipients, seen.smtp_replies))

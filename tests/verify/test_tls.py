@@ -346,3 +346,42 @@ def test_server_with_only_tls_1_1_is_named(
     assert findings["tls.pop3s.version"].status == Status.ERROR
     assert findings["tls.pop3s.version"].found == "TLSv1.1"
     assert findings["tls.pop3s.chain"].status == Status.OK
+
+
+def test_tls_1_2_with_only_weak_ciphers_is_an_error(
+    ca_leaves: dict[str, Leaf], test_ca: TestCA
+) -> None:
+    """A tiny POP3 greeter that speaks TLS 1.2 but offers only a cipher
+    without forward secrecy and with SHA-1, which secure clients refuse:
+    the version alone being new enough is not ok."""
+    leaf = ca_leaves["valid"]
+
+    async def scenario() -> list[Finding]:
+        context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+        context.load_cert_chain(leaf.cert, leaf.key)
+        context.minimum_version = ssl.TLSVersion.TLSv1_2
+        context.maximum_version = ssl.TLSVersion.TLSv1_2
+        context.set_ciphers("ECDHE-ECDSA-AES128-SHA:@SECLEVEL=0")
+
+        async def greet(
+            reader: asyncio.StreamReader, writer: asyncio.StreamWriter
+        ) -> None:
+            writer.write(b"+OK weak server\r\n")
+            await writer.drain()
+            writer.close()
+
+        server = await asyncio.start_server(greet, "127.0.0.1", 0, ssl=context)
+        port = server.sockets[0].getsockname()[1]
+        target = Target("mx1.good.test", "127.0.0.1", 5.0, test_ca.path, 2000, 21)
+        try:
+            return await check_service(SERVICES["pop3s"], port, target)
+        finally:
+            server.close()
+            await server.wait_closed()
+
+    findings = {f.check: f for f in asyncio.run(scenario())}
+    version = findings["tls.pop3s.version"]
+    assert version.status == Status.ERROR, version
+    assert version.found is not None
+    assert version.found.startswith("TLSv1.2, but only with settings secure clients")
+    assert version.fix and "ECDHE" in version.fix
