@@ -57,9 +57,10 @@ def _tag_text(text: str) -> str:
     tags = parse_tags(text)
     if tags is None:
         return " ".join(text.split())
-    if tags.get("v") == "DKIM1":
-        # RFC 6376 section 3.6.1: only the key and its type decide; k= is
-        # rsa when absent, and tags such as t= or n= do not change the key.
+    if tags.get("v", "DKIM1") == "DKIM1" and "p" in tags:
+        # RFC 6376 section 3.6.1: only the key and its type decide; v= may
+        # be left out, k= is rsa when absent, and tags such as t= or n= do
+        # not change the key.
         return f"k={tags.get('k', 'rsa')};p={tags.get('p', '')}"
     return ";".join(f"{k}={v}" for k, v in tags.items())
 

@@ -183,6 +183,9 @@ def test_dkim_keys_compare_by_type_and_key() -> None:
     )
     same = _live("TXT", "v=DKIM1; t=s; p=QUJD")
     assert compare(record, same, "dkim.s1").status == Status.OK
+    # v= is optional (RFC 6376 3.6.1): the same key without it is the same.
+    bare = compare(record, _live("TXT", "k=rsa; t=s; p=QUJD"), "dkim.s1")
+    assert bare.status == Status.OK, bare
     other = _live("TXT", "v=DKIM1; k=rsa; p=REVG")
     finding = compare(record, other, "dkim.s1")
     assert finding.status == Status.ERROR
