@@ -154,6 +154,16 @@ async def _walk_record(
         result.issues.append(
             Issue(IssueKind.SYNTAX, domain, f"unknown or incomplete term {word!r}")
         )
+    for name in ("redirect", "exp"):
+        if sum(t.name == name and t.is_modifier for t in terms) > 1:
+            result.issues.append(
+                Issue(
+                    IssueKind.SYNTAX,
+                    domain,
+                    f"{name}= appears more than once; receivers fail SPF for "
+                    f"every message (RFC 7208 section 6)",
+                )
+            )
     has_all = any(t.name == "all" and not t.is_modifier for t in terms)
     for term in terms:
         if term.name not in _LOOKUP_TERMS:

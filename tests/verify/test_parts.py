@@ -253,3 +253,12 @@ def test_mx_hosts_in_preference_order_and_a_mixed_null_mx() -> None:
     mixed, hosts = asyncio.run(check_mx(Answers(("0 .", "10 mx.a.test.")), "a.test"))
     assert mixed.status == Status.ERROR and hosts == []
     assert "RFC 7505" in (mixed.why or "")
+
+
+def test_spf_modifier_given_twice_is_a_syntax_issue() -> None:
+    """No DNS is needed: both redirects name a sender-dependent macro."""
+    top = _live("TXT", "v=spf1 redirect=%{l}.a.test redirect=%{l}.b.test")
+    resolver = Resolver(("127.0.0.1", 9), timeout=0.1)
+    result = asyncio.run(walk(resolver, "a.test", top))
+    (issue,) = result.issues
+    assert "redirect= appears more than once" in issue.message
