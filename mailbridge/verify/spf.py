@@ -116,12 +116,20 @@ class Walk:
     domain: str
     record: str | None = None
     lookups: int = 0
-    void_lookups: int = 0
+    # Void lookups as a receiver checking an IPv4 sender, and an IPv6 one,
+    # counts them: an `a` term asks for A or AAAA, not both.
+    void_v4: int = 0
+    void_v6: int = 0
     issues: list[Issue] = field(default_factory=list)
     unresolved: list[str] = field(default_factory=list)
     macros: list[str] = field(default_factory=list)
     trail: list[str] = field(default_factory=list)
     queries: int = 0
+
+    @property
+    def void_lookups(self) -> int:
+        """The void lookups of the worse of the two kinds of sender."""
+        return max(self.void_v4, self.void_v6)
 
     @property
     def complete(self) -> bool:
@@ -203,10 +211,14 @@ async def _walk_record(
 
 
 def _count(result: Walk, term: Term, *lookups: Lookup) -> None:
+    """Note one term's lookups: one lookup for both kinds of sender, or the
+    A and the AAAA lookup of an `a` term, each for its own kind."""
     if any(lookup.outcome.is_unknown for lookup in lookups):
         result.unresolved.append(f"{term.text} ({lookups[0].error or 'no answer'})")
-    elif all(lookup.outcome.is_void for lookup in lookups):
-        result.void_lookups += 1
+        return
+    v4, v6 = (lookups[0], lookups[-1])
+    result.void_v4 += v4.outcome.is_void
+    result.void_v6 += v6.outcome.is_void
 
 
 async def _follow(

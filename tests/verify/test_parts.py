@@ -262,3 +262,22 @@ def test_spf_modifier_given_twice_is_a_syntax_issue() -> None:
     result = asyncio.run(walk(resolver, "a.test", top))
     (issue,) = result.issues
     assert "redirect= appears more than once" in issue.message
+
+
+def test_spf_void_lookups_count_per_address_family() -> None:
+    """Three `a` terms on names with only IPv6 addresses: a receiver
+    checking an IPv4 sender makes three void lookups (RFC 7208 4.6.4)."""
+
+    class SixOnly(Resolver):
+        def __init__(self) -> None:
+            super().__init__(("127.0.0.1", 9), timeout=0.1)
+
+        async def addresses(self, name: str) -> tuple[Lookup, Lookup]:
+            return (
+                Lookup(name, "A", Outcome.NODATA),
+                Lookup(name, "AAAA", Outcome.ANSWER, ("2001:db8::1",)),
+            )
+
+    top = _live("TXT", "v=spf1 a:h1.a.test a:h2.a.test a:h3.a.test -all")
+    result = asyncio.run(walk(SixOnly(), "a.test", top))
+    assert (result.void_v4, result.void_v6, result.void_lookups) == (3, 0, 3)
