@@ -226,9 +226,11 @@ def chain_length(
         if node.forwarder is None or cyclic[of[n]]:
             continue
         over[n] = hops[of[n]] > limit_of(n)
+    # Only the head of an over-long chain is reported, per domain: a domain
+    # further down that is over its own limit hears of it in its own spec.
     covered = [False] * len(nodes)
     for edge in edges:
-        if over[edge.source]:
+        if over[edge.source] and nodes[edge.source].domain == nodes[edge.target].domain:
             covered[edge.target] = True
     for n, node in enumerate(nodes):
         if not over[n] or covered[n]:

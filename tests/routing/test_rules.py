@@ -141,6 +141,25 @@ def test_chain_limit_from_the_spec_counts_external_hops(
     )
 
 
+def test_a_downstream_domain_over_its_own_limit_hears_of_it(
+    write_spec: WriteSpec, tmp_path: Path
+) -> None:
+    """x.com's long chain runs on into y.com, whose own part is over y.com's
+    lower limit: each spec gets its own finding, at its own head."""
+    x_chain = chain_spec(5, "limits: {max_chain: 2}")
+    write_spec("x.com", x_chain.replace("end@gmail.com", "g0@y.com"))
+    targets = ["g1@y.com", "g2@y.com", "g3@y.com", "z@gmail.com"]
+    y_chain = "".join(
+        f"  - {{address: g{i}@y.com, to: [{to}]}}\n" for i, to in enumerate(targets)
+    )
+    write_spec("y.com", "limits: {max_chain: 3}\nforwarders:\n" + y_chain)
+    found = by_rule(check(tmp_path), "chain-length")
+    assert sorted(f.message.split(":")[0] for f in found) == [
+        "forwarding chain of 4 hops from g0@y.com, over the limit of 3",
+        "forwarding chain of 9 hops from h0@x.com, over the limit of 2",
+    ]
+
+
 def test_duplicate_path_without_backup_mark(
     write_spec: WriteSpec, tmp_path: Path
 ) -> None:
