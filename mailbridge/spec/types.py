@@ -87,6 +87,7 @@ def _ascii_fix(name: str) -> str | None:
     return f"write the name in its ASCII form: {ascii_name}"
 
 
+@functools.lru_cache(maxsize=65536)
 def normalize_address(value: str) -> str:
     """Lower-case an email address and check its parts (no display names)."""
     text = value.strip()
