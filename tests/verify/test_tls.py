@@ -306,26 +306,14 @@ def test_domains_on_one_host_share_its_dials(
     assert "sales@second.test" in rcpt_b.subject
 
 
-def test_server_with_only_tls_1_1_is_named(
-    ca_leaves: dict[str, Leaf], test_ca: TestCA
-) -> None:
-    """A tiny POP3 greeter that speaks nothing newer than TLS 1.1.
+def _greeter_findings(context: ssl.SSLContext, test_ca: TestCA) -> dict[str, Finding]:
+    """verify's findings for a tiny POP3 greeter speaking TLS with `context`.
 
-    Postfix and Dovecot here refuse to be configured that old, so a Python
-    server plays the outdated host.
+    Postfix and Dovecot here refuse to be configured with outdated TLS, so a
+    Python server plays the outdated host.
     """
-    leaf = ca_leaves["valid"]
 
     async def scenario() -> list[Finding]:
-        context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
-        context.load_cert_chain(leaf.cert, leaf.key)
-        with warnings.catch_warnings():
-            # Naming the retired versions is deprecated; this server must.
-            warnings.simplefilter("ignore", DeprecationWarning)
-            context.minimum_version = ssl.TLSVersion.TLSv1
-            context.maximum_version = ssl.TLSVersion.TLSv1_1
-        context.set_ciphers("DEFAULT:@SECLEVEL=0")
-
         async def greet(
             reader: asyncio.StreamReader, writer: asyncio.StreamWriter
         ) -> None:
@@ -342,7 +330,27 @@ def test_server_with_only_tls_1_1_is_named(
             server.close()
             await server.wait_closed()
 
-    findings = {f.check: f for f in asyncio.run(scenario())}
+    return {f.check: f for f in asyncio.run(scenario())}
+
+
+def _server_context(leaf: Leaf) -> ssl.SSLContext:
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    context.load_cert_chain(leaf.cert, leaf.key)
+    return context
+
+
+def test_server_with_only_tls_1_1_is_named(
+    ca_leaves: dict[str, Leaf], test_ca: TestCA
+) -> None:
+    """A greeter that speaks nothing newer than TLS 1.1."""
+    context = _server_context(ca_leaves["valid"])
+    with warnings.catch_warnings():
+        # Naming the retired versions is deprecated; this server must.
+        warnings.simplefilter("ignore", DeprecationWarning)
+        context.minimum_version = ssl.TLSVersion.TLSv1
+        context.maximum_version = ssl.TLSVersion.TLSv1_1
+    context.set_ciphers("DEFAULT:@SECLEVEL=0")
+    findings = _greeter_findings(context, test_ca)
     assert findings["tls.pop3s.version"].status == Status.ERROR
     assert findings["tls.pop3s.version"].found == "TLSv1.1"
     assert findings["tls.pop3s.chain"].status == Status.OK
@@ -351,36 +359,14 @@ def test_server_with_only_tls_1_1_is_named(
 def test_tls_1_2_with_only_weak_ciphers_is_an_error(
     ca_leaves: dict[str, Leaf], test_ca: TestCA
 ) -> None:
-    """A tiny POP3 greeter that speaks TLS 1.2 but offers only a cipher
-    without forward secrecy and with SHA-1, which secure clients refuse:
-    the version alone being new enough is not ok."""
-    leaf = ca_leaves["valid"]
-
-    async def scenario() -> list[Finding]:
-        context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
-        context.load_cert_chain(leaf.cert, leaf.key)
-        context.minimum_version = ssl.TLSVersion.TLSv1_2
-        context.maximum_version = ssl.TLSVersion.TLSv1_2
-        context.set_ciphers("ECDHE-ECDSA-AES128-SHA:@SECLEVEL=0")
-
-        async def greet(
-            reader: asyncio.StreamReader, writer: asyncio.StreamWriter
-        ) -> None:
-            writer.write(b"+OK weak server\r\n")
-            await writer.drain()
-            writer.close()
-
-        server = await asyncio.start_server(greet, "127.0.0.1", 0, ssl=context)
-        port = server.sockets[0].getsockname()[1]
-        target = Target("mx1.good.test", "127.0.0.1", 5.0, test_ca.path, 2000, 21)
-        try:
-            return await check_service(SERVICES["pop3s"], port, target)
-        finally:
-            server.close()
-            await server.wait_closed()
-
-    findings = {f.check: f for f in asyncio.run(scenario())}
-    version = findings["tls.pop3s.version"]
+    """A greeter that speaks TLS 1.2 but offers only a cipher with SHA-1,
+    which secure clients refuse: the version alone being new enough is not
+    ok."""
+    context = _server_context(ca_leaves["valid"])
+    context.minimum_version = ssl.TLSVersion.TLSv1_2
+    context.maximum_version = ssl.TLSVersion.TLSv1_2
+    context.set_ciphers("ECDHE-ECDSA-AES128-SHA:@SECLEVEL=0")
+    version = _greeter_findings(context, test_ca)["tls.pop3s.version"]
     assert version.status == Status.ERROR, version
     assert version.found is not None
     assert version.found.startswith("TLSv1.2, but only with settings secure clients")
