@@ -49,19 +49,18 @@ def _apply(
 
     with open_target(props["connection"]) as target:
         changed = apply_tree(target, _wanted(props), previous)
-        # Files that differ from the last successful run count too: when a
-        # reload failed then, the files are in place but never took effect.
-        before, after = _files_of(olds or {}), _files_of(props)
-        stale = [
-            p
-            for p in sorted(before.keys() | after.keys())
-            if before.get(p) != after.get(p)
-        ]
-        due = sorted(set(changed) | set(stale if olds is not None else []))
+        due = set(changed)
+        if olds is not None:
+            # Files that differ from the last successful run count too: when
+            # a reload failed then, they are in place but never took effect.
+            before, after = _files_of(olds), _files_of(props)
+            due |= {
+                p for p in before.keys() | after.keys() if before.get(p) != after.get(p)
+            }
         reloaded: list[str] = []
         if props.get("reload") and due:
             commands = {**RELOAD_COMMANDS, **(props.get("reload_commands") or {})}
-            reloaded = reload_services(target, services_for(due), commands)
+            reloaded = reload_services(target, services_for(sorted(due)), commands)
     outs = plain(props)
     outs["paths"] = sorted(_wanted(props))
     outs["changed"] = changed
